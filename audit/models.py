@@ -1,0 +1,53 @@
+"""The audit log: django-auditlog entries extended with outcome, reason, fields and a hash chain.
+
+``AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"`` makes auditlog write change entries here too, so
+reads and changes share one chain.
+"""
+
+from __future__ import annotations
+
+from auditlog.models import AbstractLogEntry
+from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
+
+
+class Outcome(models.TextChoices):
+    ALLOWED = "allowed", _("Allowed")
+    DENIED = "denied", _("Denied")
+
+
+class AuditEntry(AbstractLogEntry):
+    seq = models.BigIntegerField(_("sequence"), unique=True, null=True, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    entry_hash = models.CharField(max_length=64, blank=True, editable=False)
+    outcome = models.CharField(
+        _("outcome"), max_length=8, choices=Outcome.choices, default=Outcome.ALLOWED, db_index=True
+    )
+    reason = models.CharField(_("reason"), max_length=500, blank=True, default="")
+    fields = models.JSONField(_("fields"), default=list, blank=True, help_text=_("Names only, never values."))
+    workspace_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+
+    class Meta(AbstractLogEntry.Meta):
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
+        ordering = ["-seq"]
+        indexes = [models.Index(fields=["actor", "timestamp"]), models.Index(fields=["content_type", "object_pk"])]
+
+    def save(self, *args, **kwargs):
+        # Every insert, including auditlog's own change entries, joins the chain in its transaction.
+        if self._state.adding and self.seq is None:
+            from audit.chain import chain_seal
+
+            with transaction.atomic():
+                chain_seal([self])
+                return super().save(*args, **kwargs)
+        return super().save(*args, **kwargs)
+
+
+class ChainHead(models.Model):
+    """The newest sealed position of the chain; its row lock serialises sealing."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+    updated_at = models.DateTimeField(auto_now=True)

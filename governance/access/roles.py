@@ -1,0 +1,87 @@
+"""The five roles as Django groups, with their model permissions.
+
+Patterns are ``app_label.codename`` globs. Apps that add models add their permissions here; the
+groups are re-synced after every ``migrate`` (so new permissions reach the roles) and by
+``seed_demo``. Support agents get no global profile permission: their access comes from
+django-guardian object permissions on the workspaces they are assigned
+(``access_workspace_assign``).
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatch
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+from guardian.shortcuts import assign_perm, remove_perm
+
+from governance.subjects.models import Workspace
+
+DPO = "dpo"
+PRIVACY_ANALYST = "privacy_analyst"
+SUPPORT_AGENT = "support_agent"
+MARKETING = "marketing"
+AUDITOR = "auditor"
+
+ROLE_LABELS = {
+    DPO: _("DPO"),
+    PRIVACY_ANALYST: _("Privacy analyst"),
+    SUPPORT_AGENT: _("Support agent"),
+    MARKETING: _("Marketing"),
+    AUDITOR: _("Auditor"),
+}
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    DPO: [
+        "subjects.*", "access.*", "audit.view_*", "consent.*", "dsr.*", "datamap.*", "pii.*",
+        "crypto.view_datakey", "auth.view_user", "auth.view_group",
+    ],
+    PRIVACY_ANALYST: [
+        "subjects.view_profile", "subjects.view_workspace", "subjects.view_profilemerge",
+        "consent.*", "dsr.view_*", "dsr.change_*", "dsr.add_*", "pii.view_*", "datamap.view_*",
+    ],
+    SUPPORT_AGENT: ["subjects.view_workspace", "dsr.view_datasubjectrequest"],
+    MARKETING: ["consent.view_*", "consent.check_consent"],
+    AUDITOR: ["audit.view_*"],
+}
+
+# Object permissions a support agent receives on each assigned workspace.
+SUPPORT_WORKSPACE_PERMS = ("subjects.view_workspace_profiles", "subjects.reveal_workspace_pii")
+
+
+def _matching(patterns: list[str]) -> list[Permission]:
+    perms = Permission.objects.select_related("content_type")
+    return [
+        p for p in perms
+        if any(fnmatch(f"{p.content_type.app_label}.{p.codename}", pattern) for pattern in patterns)
+        # Object-level workspace grants stay object-level for everyone but the DPO.
+    ]
+
+
+def roles_sync() -> dict[str, Group]:
+    """Create the groups and give each exactly its role's permissions."""
+    groups = {}
+    with transaction.atomic():
+        for role, patterns in ROLE_PERMISSIONS.items():
+            group, _created = Group.objects.get_or_create(name=role)
+            group.permissions.set(_matching(patterns))
+            groups[role] = group
+    return groups
+
+
+def roles_sync_on_migrate(sender, using="default", **kwargs) -> None:
+    if using != "default" or getattr(sender, "label", "") != "access":
+        return
+    roles_sync()
+
+
+def access_workspace_assign(*, user, workspace: Workspace) -> None:
+    """Let a support agent see (and, with a reason, reveal) the profiles of one workspace."""
+    for perm in SUPPORT_WORKSPACE_PERMS:
+        assign_perm(perm, user, workspace)
+
+
+def access_workspace_unassign(*, user, workspace: Workspace) -> None:
+    for perm in SUPPORT_WORKSPACE_PERMS:
+        remove_perm(perm, user, workspace)

@@ -1,0 +1,297 @@
+"""Django settings for Mamoru.
+
+Every setting that differs between machines comes from the environment (see README.md,
+"Configuration"). With nothing set, the embedded default runs: SQLite files and a filesystem
+Celery broker under ``var/``, and development secrets generated once into ``var/dev_secrets.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+from governance.local_secrets import load_dev_secrets
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+VAR_DIR = Path(env("MAMORU_VAR_DIR", default=str(BASE_DIR / "var")))
+DEPLOYMENT = env("MAMORU_DEPLOYMENT", default="development")
+if DEPLOYMENT not in {"development", "production"}:
+    raise ImproperlyConfigured("MAMORU_DEPLOYMENT must be 'development' or 'production'")
+PRODUCTION = DEPLOYMENT == "production"
+
+_SECRET_NAMES = ("DJANGO_SECRET_KEY", "MAMORU_MASTER_KEYS", "MAMORU_BLIND_INDEX_KEY", "MAMORU_PROOF_KEY")
+if PRODUCTION:
+    _missing = [name for name in _SECRET_NAMES if not os.environ.get(name)]
+    if _missing:
+        raise ImproperlyConfigured(
+            "Production needs these secrets in the environment: " + ", ".join(_missing)
+        )
+    _dev = {}
+else:
+    _dev = (
+        {}
+        if all(os.environ.get(name) for name in _SECRET_NAMES)
+        else load_dev_secrets(VAR_DIR)
+    )
+
+
+def _secret(name: str) -> str:
+    return os.environ.get(name) or _dev[name]
+
+
+SECRET_KEY = _secret("DJANGO_SECRET_KEY")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "corsheaders",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "guardian",
+    "auditlog",
+    "governance.crypto",
+    "governance.subjects",
+    "governance.access",
+    "governance.demo",
+    "audit",
+]
+# Feature apps register themselves here as they land (kept in one list so the order is visible).
+INSTALLED_APPS += [
+    app
+    for app in (
+        "governance.pii",
+        "governance.datamap",
+        "consent",
+        "dsr",
+    )
+    if (BASE_DIR / app.replace(".", "/") / "apps.py").exists()
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "governance.api.middleware.RequestBodyLimitMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
+]
+
+ROOT_URLCONF = "governance.urls"
+WSGI_APPLICATION = "governance.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "governance" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases -------------------------------------------------------------------------------
+# "default" holds everything but the data keys; "keystore" holds the wrapped per-profile data keys
+# (DEKs) so that a copy of the main database alone can never decrypt a crypto-shredded profile.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _database(var: str, filename: str, test_name: str, pragmas: str = "") -> dict:
+    config = env.db(var, default=f"sqlite:///{VAR_DIR / filename}")
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config.setdefault("OPTIONS", {}).update(
+            {
+                # BEGIN IMMEDIATE: writers queue on the lock instead of failing on upgrade.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" + pragmas,
+            }
+        )
+        # A file, not :memory:, so that worker processes started by tests see the same data.
+        config["TEST"] = {"NAME": str(VAR_DIR / test_name)}
+    else:
+        config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+        config.setdefault("CONN_HEALTH_CHECKS", True)
+        if config["ENGINE"] == "django.db.backends.mysql":
+            import pymysql
+
+            pymysql.install_as_MySQLdb()
+            config.setdefault("OPTIONS", {}).setdefault("charset", "utf8mb4")
+    return config
+
+
+DATABASES = {
+    "default": _database("DATABASE_URL", "mamoru.sqlite3", "test_mamoru.sqlite3"),
+    # secure_delete: overwritten key bytes do not linger in free pages of the file.
+    "keystore": _database(
+        "MAMORU_KEYSTORE_URL", "keystore.sqlite3", "test_keystore.sqlite3", " PRAGMA secure_delete=ON;"
+    ),
+}
+DATABASE_ROUTERS = ["governance.crypto.router.KeyStoreRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+GUARDIAN_RAISE_403 = False
+ANONYMOUS_USER_NAME = None  # no guardian anonymous user: anonymous visitors get nothing
+
+# --- Internationalisation --------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("ja", _("Japanese"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ----------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "governance" / "static"]
+WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic in the embedded mode
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+MEDIA_ROOT = VAR_DIR / "media"
+
+# --- Security --------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # the admin's JavaScript does not need it, but DRF browsable API does
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+CORS_ALLOW_ALL_ORIGINS = False
+CORS_URLS_REGEX = r"^/api/v1/consent/.*$"
+
+# --- Mail ------------------------------------------------------------------------------------
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="privacy@mamoru.localhost")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+
+# --- REST API --------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "governance.access.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "governance.api.errors.problem_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mamoru API",
+    "DESCRIPTION": "Privacy, consent and compliance governance: profiles, consent, data-subject "
+    "requests, PII scanning and audit exports. Errors are problem objects "
+    '`{"type", "title", "detail", "code"}`.',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery ----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _queue_dir = VAR_DIR / "celery" / "queue"
+    _queue_dir.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "store_processed": False,
+    }
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Mamoru ----------------------------------------------------------------------------------
+# Master keys (KEKs): "id:base64key,id:base64key" — the first is active, the rest still unwrap.
+MAMORU_MASTER_KEYS = _secret("MAMORU_MASTER_KEYS")
+# Key for blind indexes (exact-match lookup of encrypted identities). Changing it needs a reindex.
+MAMORU_BLIND_INDEX_KEY = _secret("MAMORU_BLIND_INDEX_KEY")
+# Key for keyed hashes that prove consent without storing IPs and user agents in the clear.
+MAMORU_PROOF_KEY = _secret("MAMORU_PROOF_KEY")
+# Seconds an unwrapped data key stays in a process's memory (bounded window after a shred).
+MAMORU_DEK_CACHE_SECONDS = env.int("MAMORU_DEK_CACHE_SECONDS", default=60)
+# Largest API request body in bytes; larger bodies get 413 with code "body_too_large".
+MAMORU_API_MAX_BODY_BYTES = env.int("MAMORU_API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAMORU_API_MAX_BODY_BYTES, 2621440)
+# Demo data seeders run by `manage.py seed_demo`, in order.
+MAMORU_DEMO_SEEDERS = [
+    "governance.subjects.demo.seed",
+]
+
+AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
+AUDITLOG_INCLUDE_ALL_MODELS = False
+AUDITLOG_STORE_JSON_CHANGES = True
+AUDITLOG_DISABLE_REMOTE_ADDR = False
+
+LOGIN_URL = "/admin/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "presidio-analyzer": {"level": "ERROR"},
+        "faker": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class SubjectsConfig(AppConfig):
+    name = "governance.subjects"
+    label = "subjects"
+    verbose_name = _("Data subjects")
