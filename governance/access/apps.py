@@ -9,6 +9,7 @@ class AccessConfig(AppConfig):
     verbose_name = _("Access control")
 
     def ready(self) -> None:
+        from governance.access import schema  # noqa: F401  (registers the OpenAPI auth scheme)
         from governance.access.roles import roles_sync_on_migrate
 
         post_migrate.connect(roles_sync_on_migrate, dispatch_uid="mamoru.roles_sync")

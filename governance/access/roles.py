@@ -35,15 +35,17 @@ ROLE_LABELS = {
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     DPO: [
         "subjects.*", "access.*", "audit.view_*", "consent.*", "dsr.*", "datamap.*", "pii.*",
+        "audit.export_audit", "audit.*_anomalyrule", "audit.change_anomalyalert",
         "crypto.view_datakey", "auth.view_user", "auth.view_group",
     ],
     PRIVACY_ANALYST: [
         "subjects.view_profile", "subjects.view_workspace", "subjects.view_profilemerge",
         "consent.*", "dsr.view_*", "dsr.change_*", "dsr.add_*", "pii.view_*", "datamap.view_*",
+        "pii.scan_text", "pii.ingest_profiles",
     ],
-    SUPPORT_AGENT: ["subjects.view_workspace", "dsr.view_datasubjectrequest"],
+    SUPPORT_AGENT: ["subjects.view_workspace", "dsr.view_datasubjectrequest", "audit.export_audit"],
     MARKETING: ["consent.view_*", "consent.check_consent"],
-    AUDITOR: ["audit.view_*"],
+    AUDITOR: ["audit.view_*", "audit.export_audit"],
 }
 
 # Object permissions a support agent receives on each assigned workspace.

@@ -57,6 +57,10 @@ class EncryptedAttribute(DeferredAttribute):
             instance.__dict__[self.field.attname] = value
         return value
 
+    def __set__(self, instance, value):
+        # A data descriptor, so reads always pass through __get__ (and decrypt lazily).
+        instance.__dict__[self.field.attname] = value
+
 
 class EncryptedTextField(models.TextField):
     """A text field stored as AES-256-GCM ciphertext under the row's data key."""

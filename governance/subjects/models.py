@@ -143,3 +143,6 @@ class ProfileMerge(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("profile merge")
         verbose_name_plural = _("profile merges")
+
+    def __str__(self) -> str:
+        return f"{self.merged_profile_id} → {self.survivor_id}"

@@ -18,8 +18,14 @@ def identity_index(*, kind: str, value: str, namespace: str = "", jurisdiction: 
 def profile_get_by_identity(
     *, workspace: Workspace, kind: str, value: str, namespace: str = "", jurisdiction: str = ""
 ) -> Profile | None:
-    """Find the active profile with this identity (exact match through the blind index)."""
-    index = identity_index(kind=kind, value=value, namespace=namespace, jurisdiction=jurisdiction)
+    """Find the active profile with this identity (exact match through the blind index).
+
+    National phone numbers are read for the workspace's default jurisdiction unless one is given.
+    """
+    index = identity_index(
+        kind=kind, value=value, namespace=namespace,
+        jurisdiction=jurisdiction or workspace.default_jurisdiction,
+    )
     identity = (
         Identity.objects.select_related("profile")
         .filter(workspace=workspace, kind=kind, namespace=namespace, value_index=index)

@@ -1,0 +1,220 @@
+#!/usr/bin/env python
+"""Benchmark the security core: field encryption, blind-index lookup, and what encryption plus
+read auditing cost on the profile retrieve endpoint.
+
+Prints:
+  1. AES-256-GCM field encrypt/decrypt operations per second (envelope, warm data key);
+  2. lookup of a profile by e-mail through the blind index at N profiles (p50, p99);
+  3. GET /api/v1/profiles/{id}/ with encryption and read logging ON versus both OFF, same run,
+     same data shape, random profiles (cold data-key cache per profile as in production);
+     goal: overhead of both together at most 25 %.
+
+Runs on a fresh embedded SQLite database under var/bench-crypto/ unless DATABASE_URL and
+MAMORU_KEYSTORE_URL are set (e.g. PostgreSQL). Example:
+    .venv/bin/python bench/crypto.py --profiles 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", type=int, default=100_000, help="profiles to create (default 100000)")
+    parser.add_argument("--lookups", type=int, default=5_000, help="blind-index lookups to time")
+    parser.add_argument("--requests", type=int, default=3_000, help="retrieve requests per mode")
+    parser.add_argument("--ops", type=int, default=200_000, help="encrypt/decrypt operations to time")
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument("--keep", action="store_true", help="reuse an existing bench database")
+    return parser.parse_args()
+
+
+def setup_django(keep: bool) -> None:
+    if not os.environ.get("DATABASE_URL"):
+        var = ROOT / "var" / "bench-crypto"
+        if var.exists() and not keep:
+            shutil.rmtree(var)
+        var.mkdir(parents=True, exist_ok=True)
+        os.environ["MAMORU_VAR_DIR"] = str(var)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("migrate", database="keystore", verbosity=0)
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def bench_ops(n: int) -> tuple[float, float]:
+    from governance.crypto import envelope
+
+    dek = envelope.data_key_create(owner="bench")
+    aad = b"bench.field:1"
+    text = "山田 太郎 / 東京都千代田区千代田1-1"
+    start = time.perf_counter()
+    tokens = [envelope.encrypt(dek_id=dek, plaintext=text, aad=aad) for _ in range(n)]
+    enc = n / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for token in tokens:
+        envelope.decrypt(dek_id=dek, token=token, aad=aad)
+    dec = n / (time.perf_counter() - start)
+    return enc, dec
+
+
+def bulk_profiles(workspace, count: int, *, label: str) -> list[str]:
+    """Create profiles in bulk through the real fields (encrypted on save) and blind indexes."""
+    from django.db import transaction
+    from faker import Faker
+
+    from governance.crypto import envelope
+    from governance.crypto.blind_index import blind_index
+    from governance.subjects.models import Identity, Profile
+
+    fake = Faker("ja_JP")
+    fake.seed_instance(7)
+    emails = []
+    batch = 2000
+    for start in range(0, count, batch):
+        size = min(batch, count - start)
+        deks = envelope.data_keys_create(count=size, owner="subjects.profile")
+        profiles, identities = [], []
+        for i, dek in enumerate(deks):
+            n = start + i
+            p = Profile(workspace=workspace, jurisdiction="JP", data_key_id=dek, full_name=fake.name(),
+                        kana_name=fake.kana_name(), address=f"{fake.prefecture()}{fake.city()}{fake.town()}",
+                        postal_code=fake.zipcode(), birth_date="1980-01-01")
+            email = f"{label}{n}@example.jp"
+            emails.append(email)
+            profiles.append(p)
+            identities.append(Identity(profile=p, workspace=workspace, kind="email", value=email,
+                                       value_index=blind_index(kind="email", value=email), data_key_id=dek))
+            phone = f"+8190{n:08d}"
+            identities.append(Identity(profile=p, workspace=workspace, kind="phone", value=phone,
+                                       value_index=blind_index(kind="phone", value=phone), data_key_id=dek))
+        with transaction.atomic():
+            Profile.objects.bulk_create(profiles, batch_size=500)
+            Identity.objects.bulk_create(identities, batch_size=500)
+        print(f"\r  {label}: {start + size}/{count} profiles", end="", flush=True)
+    print()
+    return emails
+
+
+@contextmanager
+def security_off():
+    """Turn field encryption and read logging off (the baseline only exists in this harness)."""
+    from governance.crypto import envelope
+    from governance.subjects import api
+
+    saved = envelope.encrypt, envelope.decrypt, api.access_record
+    envelope.encrypt = lambda *, dek_id, plaintext, aad: plaintext
+    envelope.decrypt = lambda *, dek_id, token, aad: token
+    api.access_record = lambda **kwargs: None
+    try:
+        yield
+    finally:
+        envelope.encrypt, envelope.decrypt, api.access_record = saved
+
+
+def time_requests(client, header: str, ids: list, n: int) -> list[float]:
+    from governance.crypto.envelope import dek_cache
+
+    latencies = []
+    for _ in range(n):
+        pid = random.choice(ids)
+        dek_cache.clear()  # production-like: a random profile's key is rarely in this process's cache
+        start = time.perf_counter()
+        response = client.get(f"/api/v1/profiles/{pid}/", HTTP_AUTHORIZATION=header)
+        latencies.append(time.perf_counter() - start)
+        assert response.status_code == 200, response.content[:200]
+    return latencies
+
+
+def main() -> None:
+    args = parse_args()
+    if args.quick:
+        args.profiles, args.lookups, args.requests, args.ops = 5_000, 1_000, 500, 20_000
+    setup_django(args.keep)
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+
+    from governance.access.roles import DPO, roles_sync
+    from governance.access.tokens import api_token_create
+    from governance.subjects.models import Profile, Workspace
+    from governance.subjects.selectors import profile_get_by_identity
+
+    print(f"Database: {connection.vendor}; CPU cores: {os.cpu_count()}; Python {sys.version.split()[0]}")
+    enc, dec = bench_ops(args.ops)
+    print(f"[1] field encryption: encrypt {enc:,.0f} ops/s, decrypt {dec:,.0f} ops/s (AES-256-GCM, 40-byte value)")
+
+    workspace, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Bench", "default_jurisdiction": "JP"})
+    plain_ws, _ = Workspace.objects.get_or_create(slug="bench-plain", defaults={"name": "Bench plain", "default_jurisdiction": "JP"})
+    if not Profile.objects.filter(workspace=workspace).exists():
+        t0 = time.perf_counter()
+        emails = bulk_profiles(workspace, args.profiles, label="p")
+        print(f"  created {args.profiles:,} encrypted profiles in {time.perf_counter() - t0:.1f}s")
+        with security_off():
+            bulk_profiles(plain_ws, min(args.profiles, 20_000), label="plain")
+    else:
+        emails = [f"p{n}@example.jp" for n in range(args.profiles)]
+
+    lat = []
+    for email in random.sample(emails, min(args.lookups, len(emails))):
+        start = time.perf_counter()
+        found = profile_get_by_identity(workspace=workspace, kind="email", value=email.upper())
+        lat.append(time.perf_counter() - start)
+        assert found is not None
+    print(f"[2] lookup by e-mail (blind index) at {Profile.objects.filter(workspace=workspace).count():,} profiles: "
+          f"p50 {pct(lat, .5) * 1000:.2f} ms, p99 {pct(lat, .99) * 1000:.2f} ms ({len(lat)} lookups)")
+
+    roles_sync()
+    user, _ = User.objects.get_or_create(username="bench-dpo", defaults={"is_staff": True})
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get(name=DPO))
+    _token, secret = api_token_create(user=user, name="bench")
+    header = f"Bearer {secret}"
+    client = Client()
+    on_ids = list(Profile.objects.filter(workspace=workspace).values_list("id", flat=True)[:20_000])
+    off_ids = list(Profile.objects.filter(workspace=plain_ws).values_list("id", flat=True))
+    time_requests(client, header, on_ids, 200)  # warm up both paths
+    with security_off():
+        time_requests(client, header, off_ids, 200)
+    # Interleave rounds so drift on a shared machine hits both modes alike.
+    on, off = [], []
+    rounds = 5
+    for _ in range(rounds):
+        on += time_requests(client, header, on_ids, args.requests // rounds)
+        with security_off():
+            off += time_requests(client, header, off_ids, args.requests // rounds)
+    on_med, off_med = statistics.median(on), statistics.median(off)
+    on_rps, off_rps = len(on) / sum(on), len(off) / sum(off)
+    overhead = (sum(on) / len(on)) / (sum(off) / len(off)) - 1
+    print("[3] GET /api/v1/profiles/{id}/ in-process (Django test client, token auth), random profiles:")
+    print(f"    encryption + read audit ON : p50 {on_med * 1000:.2f} ms, p99 {pct(on, .99) * 1000:.2f} ms, {on_rps:,.0f} req/s")
+    print(f"    both OFF (baseline)        : p50 {off_med * 1000:.2f} ms, p99 {pct(off, .99) * 1000:.2f} ms, {off_rps:,.0f} req/s")
+    verdict = "meets" if overhead <= 0.25 else "MISSES"
+    print(f"    overhead of both together  : {overhead * 100:.1f} % of mean latency ({verdict} the 25 % goal)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,505 @@
+"""Consent API (contract): events, state, check, receipts and the purpose catalogue.
+
+Callers authenticate with a site key (``mcpk_`` publishable for browsers, ``mcsk_`` secret for
+servers) or as staff (API token or session, plus ``workspace=<slug>``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from consent.authentication import SiteCredential, SiteKeyAuthentication
+from consent.models import ConsentStateValue, IdempotencyRecord, KeyKind, Method
+from consent.receipts import receipt_json, receipt_token
+from consent.selectors import (
+    catalogue,
+    consent_check,
+    consent_event_get,
+    profile_consent_overview,
+    purposes_published,
+)
+from consent.services import (
+    MAX_BATCH,
+    EventInput,
+    KeyScopeError,
+    RecordContext,
+    consent_events_record,
+    consent_gpc_apply,
+)
+from governance.access.authentication import ApiTokenAuthentication
+from governance.api.errors import Conflict, DomainError
+from governance.subjects.models import IdentityKind, Workspace
+from governance.subjects.selectors import identity_index
+
+AUTH_CLASSES = [SiteKeyAuthentication, ApiTokenAuthentication]
+ERR_WORKSPACE = "Staff callers name the workspace: ?workspace=<slug>."
+ERR_IDEMPOTENCY_REUSED = "This Idempotency-Key was used with a different request body."
+
+
+class ProblemSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    title = serializers.CharField()
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    status = serializers.IntegerField()
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+    title = "Not allowed."
+
+
+def _gpc(request: Request) -> bool:
+    return request.META.get("HTTP_SEC_GPC") == "1"  # exactly "1" counts (GPC spec)
+
+
+def _client(request: Request) -> tuple[str, str]:
+    return request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_USER_AGENT", "")[:1000]
+
+
+def _context(request: Request, *, perm: str) -> RecordContext:
+    """Workspace, site and actor of the caller (site key, or staff naming a workspace)."""
+    ip, ua = _client(request)
+    auth = request.auth
+    if isinstance(auth, SiteCredential):
+        return RecordContext(
+            workspace=auth.site.workspace, site=auth.site, key_kind=auth.kind,
+            actor_label=f"site:{auth.site.slug}:{auth.kind}", ip=ip, user_agent=ua, gpc=_gpc(request),
+        )
+    user = request.user
+    if not user.has_perm(perm):
+        raise Forbidden(f"You need the permission {perm}.")
+    slug = request.query_params.get("workspace") or (
+        request.data.get("workspace") if isinstance(request.data, dict) else None
+    )
+    if not slug:
+        raise DomainError(ERR_WORKSPACE, code="workspace_required")
+    from governance.access.policy import workspaces_visible_to
+
+    workspace = Workspace.objects.filter(slug=str(slug)).first()
+    if workspace is None or (not user.is_superuser and not workspaces_visible_to(user).filter(pk=workspace.pk).exists()
+                             and not user.has_perm("consent.view_consentstate")):
+        raise DomainError("Unknown workspace.", code="unknown_workspace")
+    return RecordContext(
+        workspace=workspace, key_kind=KeyKind.SECRET, actor=user, actor_label=f"user:{user.username}",
+        ip=ip, user_agent=ua, gpc=_gpc(request),
+    )
+
+
+class IdentityQuery(serializers.Serializer):
+    identity_kind = serializers.ChoiceField(choices=IdentityKind.choices, required=False)
+    identity_value = serializers.CharField(required=False, max_length=320)
+    identity_namespace = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
+    browser_id = serializers.CharField(required=False, max_length=128)
+    workspace = serializers.SlugField(required=False, help_text="Staff callers only.")
+
+    def validate(self, attrs):
+        if attrs.get("browser_id"):
+            attrs["identity_kind"], attrs["identity_value"] = IdentityKind.BROWSER_ID, attrs["browser_id"]
+            attrs["identity_namespace"] = ""
+        if not attrs.get("identity_kind") or not attrs.get("identity_value"):
+            raise serializers.ValidationError(
+                {"identity_kind": "Give identity_kind and identity_value, or browser_id."}, code="identity_required"
+            )
+        return attrs
+
+
+def _scope_identity(ctx: RecordContext, kind: str) -> None:
+    if ctx.key_kind == KeyKind.PUBLISHABLE and kind != IdentityKind.BROWSER_ID:
+        raise KeyScopeError("A publishable key may only record and read consent for a browser id.")
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+class IdentityInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=IdentityKind.choices)
+    value = serializers.CharField(max_length=320)
+    namespace = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
+
+
+class EventInSerializer(serializers.Serializer):
+    identity = IdentityInputSerializer(required=False, help_text="Secret keys and staff only.")
+    browser_id = serializers.CharField(required=False, max_length=128)
+    purpose = serializers.CharField(max_length=64)
+    purpose_version = serializers.IntegerField(required=False, min_value=1, max_value=2_000_000)
+    state = serializers.ChoiceField(choices=[ConsentStateValue.GIVEN, ConsentStateValue.REFUSED, ConsentStateValue.WITHDRAWN])
+    method = serializers.ChoiceField(
+        choices=[m for m in Method.values if m != Method.GPC], required=False, default=Method.API
+    )
+    occurred_at = serializers.DateTimeField(required=False)
+    page_url = serializers.URLField(required=False, allow_blank=True, max_length=1000)
+    notice_url = serializers.URLField(required=False, allow_blank=True, max_length=1000)
+    language = serializers.CharField(required=False, allow_blank=True, max_length=16)
+    jurisdiction = serializers.ChoiceField(choices=["EU", "JP", "US-CA", "US", "OTHER"], required=False)
+    tcf_string = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    gpp_string = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=300)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: "Unknown field." for name in unknown}, code="unknown_field")
+        return super().to_internal_value(data)
+
+
+class EventBatchInSerializer(serializers.Serializer):
+    events = EventInSerializer(many=True, min_length=1, max_length=MAX_BATCH)
+    workspace = serializers.SlugField(required=False, help_text="Staff callers only.")
+
+
+class RecordedSerializer(serializers.Serializer):
+    record_id = serializers.UUIDField()
+    purpose = serializers.CharField()
+    purpose_version = serializers.IntegerField()
+    state = serializers.CharField()
+    method = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    receipt_url = serializers.CharField()
+
+
+class EventsOutSerializer(serializers.Serializer):
+    recorded = serializers.IntegerField()
+    events = RecordedSerializer(many=True)
+    gpc_events = RecordedSerializer(many=True)
+
+
+def _recorded(event, codes) -> dict:
+    return {
+        "record_id": str(event.id), "purpose": codes[event.purpose_id], "purpose_version": event.purpose_version,
+        "state": event.state, "method": event.method, "occurred_at": event.occurred_at.isoformat(),
+        "receipt_url": reverse("consent-receipt", kwargs={"record_id": event.id}),
+    }
+
+
+EVENT_EXAMPLE = {
+    "events": [
+        {"browser_id": "b-7f3a9c2e41", "purpose": "marketing_email", "state": "given", "method": "banner",
+         "page_url": "https://shop.example/", "language": "en"},
+        {"identity": {"kind": "email", "value": "hanako@example.jp"}, "purpose": "analytics",
+         "state": "refused", "method": "form",
+         "tcf_string": "COw4XqLOw4XqLAAAAAENAXCAAP-gAAAfwIAAACngAI8AEFABgACAA4A.IAPPwAA"},
+    ]
+}
+
+
+class ConsentEventsView(APIView):
+    """Record consent events (one, or a batch of up to 500)."""
+
+    authentication_classes = AUTH_CLASSES
+
+    @extend_schema(
+        operation_id="consent_events_record",
+        summary="Record consent events",
+        description=(
+            "Body: a batch `{\"events\": [...]}` (1–500) or a single event object. **All or nothing**: "
+            "if any item is invalid, nothing is recorded and the 400 answer lists `errors` with each "
+            "bad item's `index` and `code`. `Idempotency-Key`: a replay with the same body returns the "
+            "first answer (header `Idempotent-Replayed: true`); the same key with another body is 409. "
+            "`Sec-GPC: 1` records an opt-out of sale/sharing purposes (method `gpc`) unless the person "
+            "explicitly opted in after the signal was first seen. Publishable keys may only use `browser_id`; "
+            "`identity` and `browser_id` together (secret key) link an anonymous browser to a known person."
+        ),
+        parameters=[
+            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("Sec-GPC", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
+        ],
+        request=EventBatchInSerializer,
+        responses={201: EventsOutSerializer, 400: ProblemSerializer, 403: ProblemSerializer,
+                   409: ProblemSerializer, 429: ProblemSerializer},
+        examples=[OpenApiExample("Batch", value=EVENT_EXAMPLE, request_only=True)],
+        tags=["consent"],
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if isinstance(data, dict) and "events" not in data:
+            data = {"events": [data]}  # a single event
+        elif isinstance(data, dict) and "workspace" in data and isinstance(data.get("events"), list):
+            data = dict(data)
+        serializer = EventBatchInSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        ctx = _context(request, perm="consent.add_consentevent")
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > 200:
+            raise DomainError("Idempotency-Key is longer than 200 characters.", code="idempotency_key_invalid")
+        scope = (request.auth.key_id if isinstance(request.auth, SiteCredential) else f"user-{request.user.pk}")
+        body_hash = hashlib.sha256(request.body).hexdigest()
+        if key:
+            replay = self._replay(scope, key, body_hash)
+            if replay is not None:
+                return replay
+        items = [
+            EventInput(
+                purpose=v["purpose"], state=v["state"], identity_kind=v.get("identity", {}).get("kind", ""),
+                identity_value=v.get("identity", {}).get("value", ""),
+                identity_namespace=v.get("identity", {}).get("namespace", ""),
+                browser_id=v.get("browser_id", ""), purpose_version=v.get("purpose_version"),
+                method=v.get("method", Method.API), occurred_at=v.get("occurred_at"),
+                page_url=v.get("page_url", ""), notice_url=v.get("notice_url", ""),
+                language=v.get("language", ""), jurisdiction=v.get("jurisdiction", ""),
+                tcf_string=v.get("tcf_string", ""), gpp_string=v.get("gpp_string", ""), note=v.get("note", ""),
+            )
+            for v in serializer.validated_data["events"]
+        ]
+        try:
+            with transaction.atomic():
+                result = consent_events_record(items=items, ctx=ctx)
+                codes = {c.id: c.code for c in catalogue.get().by_code.values()}
+                body = {
+                    "recorded": len(result.events),
+                    "events": [_recorded(e, codes) for e in result.events],
+                    "gpc_events": [_recorded(e, codes) for e in result.gpc_events],
+                }
+                if key:
+                    IdempotencyRecord.objects.create(
+                        scope=scope, key=key, request_hash=body_hash, status_code=201, body=body
+                    )
+        except IntegrityError:
+            if key:
+                replay = self._replay(scope, key, body_hash)
+                if replay is not None:
+                    return replay
+            raise
+        return Response(body, status=201)
+
+    def _replay(self, scope: str, key: str, body_hash: str) -> Response | None:
+        record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+        if record is None:
+            return None
+        if record.request_hash != body_hash:
+            raise Conflict(ERR_IDEMPOTENCY_REUSED, code="idempotency_key_reused")
+        response = Response(record.body, status=record.status_code)
+        response["Idempotent-Replayed"] = "true"
+        return response
+
+
+# --- state and check -------------------------------------------------------------------------
+
+
+class StatePurposeSerializer(serializers.Serializer):
+    purpose = serializers.CharField()
+    state = serializers.CharField(allow_null=True)
+    purpose_version = serializers.IntegerField(allow_null=True)
+    method = serializers.CharField(allow_null=True)
+    occurred_at = serializers.DateTimeField(allow_null=True)
+    needs_renewal = serializers.BooleanField()
+    allowed = serializers.BooleanField()
+    reason = serializers.CharField()
+    receipt_id = serializers.UUIDField(allow_null=True)
+
+
+class StateOutSerializer(serializers.Serializer):
+    profile_found = serializers.BooleanField()
+    jurisdiction = serializers.CharField()
+    purposes = StatePurposeSerializer(many=True)
+
+
+IDENTITY_PARAMS = [
+    OpenApiParameter("identity_kind", OpenApiTypes.STR, enum=list(IdentityKind.values)),
+    OpenApiParameter("identity_value", OpenApiTypes.STR),
+    OpenApiParameter("identity_namespace", OpenApiTypes.STR),
+    OpenApiParameter("browser_id", OpenApiTypes.STR, description="Instead of identity_kind/value."),
+    OpenApiParameter("workspace", OpenApiTypes.STR, description="Workspace slug (staff callers)."),
+]
+
+
+class ConsentStateView(APIView):
+    """Current decisions of one person (by identity or browser id) for every published purpose."""
+
+    authentication_classes = AUTH_CLASSES
+
+    @extend_schema(
+        operation_id="consent_state_get", summary="Consent state of a person",
+        parameters=IDENTITY_PARAMS,
+        responses={200: StateOutSerializer, 400: ProblemSerializer, 403: ProblemSerializer},
+        examples=[OpenApiExample("State", response_only=True, value={
+            "profile_found": True, "jurisdiction": "JP",
+            "purposes": [{"purpose": "marketing_email", "state": "given", "purpose_version": 1,
+                          "method": "banner", "occurred_at": "2026-11-01T09:00:00+00:00",
+                          "needs_renewal": False, "allowed": True, "reason": "consent_given",
+                          "receipt_id": "8d0f3c1e-4a51-4a4e-9b0e-0c1f1a2b3c4d"}]})],
+        tags=["consent"],
+    )
+    def get(self, request: Request) -> Response:
+        query = IdentityQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        ctx = _context(request, perm="consent.view_consentstate")
+        _scope_identity(ctx, q["identity_kind"])
+        from governance.subjects.selectors import profile_get_by_identity
+
+        profile = profile_get_by_identity(
+            workspace=ctx.workspace, kind=q["identity_kind"], value=q["identity_value"],
+            namespace=q["identity_namespace"], jurisdiction=ctx.workspace.default_jurisdiction,
+        )
+        if ctx.gpc:
+            profile = self._apply_gpc(ctx, q, profile)
+        if profile is None:
+            from consent.selectors import consent_decide
+
+            purposes = [
+                {"purpose": c.code, "state": None, "purpose_version": None, "method": None,
+                 "occurred_at": None, "needs_renewal": False, "receipt_id": None,
+                 **{k: v for k, v in consent_decide(
+                     purpose=c, jurisdiction=ctx.workspace.default_jurisdiction, state=None,
+                     state_version=None, occurred_at=None, restricted=False, found=False,
+                 ).as_dict().items() if k in ("allowed", "reason")}}
+                for c in sorted(catalogue.get().by_code.values(), key=lambda c: c.code)
+            ]
+            return Response({"profile_found": False, "jurisdiction": ctx.workspace.default_jurisdiction,
+                             "purposes": purposes})
+        return Response({"profile_found": True, "jurisdiction": profile.jurisdiction,
+                         "purposes": profile_consent_overview(profile=profile)})
+
+    def _apply_gpc(self, ctx, q, profile):
+        from governance.subjects.services import IdentityInput, profile_upsert
+
+        if profile is None:
+            profile = profile_upsert(
+                workspace=ctx.workspace,
+                identities=[IdentityInput(q["identity_kind"], q["identity_value"], q["identity_namespace"])],
+                actor=None, source="consent-gpc",
+            ).profile
+        index = identity_index(kind=q["identity_kind"], value=q["identity_value"],
+                               namespace=q["identity_namespace"], jurisdiction=profile.jurisdiction)
+        consent_gpc_apply(profile=profile, identity_kind=q["identity_kind"], identity_index_value=index, ctx=ctx)
+        return profile
+
+
+class CheckOutSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    purpose = serializers.CharField()
+    purpose_version = serializers.IntegerField()
+    basis = serializers.CharField(help_text="consent, contract, legal_obligation, …, or ccpa_<category>.")
+    reason = serializers.CharField(help_text=(
+        "consent_given, consent_refused, consent_withdrawn, no_consent (opt-in default), opt_out_default, "
+        "renewal_required, expired, restricted, objected, legal_basis."))
+    state = serializers.CharField(allow_null=True)
+    profile_found = serializers.BooleanField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+
+
+class ConsentCheckView(APIView):
+    """May this person's data be used for this purpose? (the hot path)."""
+
+    authentication_classes = AUTH_CLASSES
+
+    @extend_schema(
+        operation_id="consent_check", summary="Check consent for one purpose",
+        parameters=[*IDENTITY_PARAMS, OpenApiParameter("purpose", OpenApiTypes.STR, required=True)],
+        responses={200: CheckOutSerializer, 400: ProblemSerializer, 403: ProblemSerializer},
+        examples=[OpenApiExample("Allowed", response_only=True, value={
+            "allowed": True, "purpose": "marketing_email", "purpose_version": 1, "basis": "consent",
+            "reason": "consent_given", "state": "given", "profile_found": True,
+            "decided_at": "2026-11-01T09:00:00+00:00"})],
+        tags=["consent"],
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        purpose = params.get("purpose", "")
+        if not purpose:
+            raise DomainError("Give ?purpose=<code>.", code="purpose_required")
+        query = IdentityQuery(data=params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        auth = request.auth
+        if isinstance(auth, SiteCredential):
+            workspace = auth.site.workspace
+            if auth.kind == KeyKind.PUBLISHABLE and q["identity_kind"] != IdentityKind.BROWSER_ID:
+                raise KeyScopeError("A publishable key may only check consent for a browser id.")
+        else:
+            workspace = _context(request, perm="consent.check_consent").workspace
+        result = consent_check(
+            workspace_id=workspace.pk, default_jurisdiction=workspace.default_jurisdiction,
+            purpose_code=purpose, kind=q["identity_kind"], value=q["identity_value"],
+            namespace=q["identity_namespace"],
+        )
+        return Response(result.as_dict())
+
+
+# --- receipts and purposes -------------------------------------------------------------------
+
+
+class ConsentReceiptView(APIView):
+    """A consent receipt (Kantara CR v1.1 with ISO/IEC TS 27560 record fields)."""
+
+    authentication_classes = AUTH_CLASSES
+
+    @extend_schema(
+        operation_id="consent_receipt_get", summary="Consent receipt",
+        description="JSON receipt. The response's `html_url` is the person's human-readable copy.",
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Kantara v1.1 receipt"),
+                   404: ProblemSerializer},
+        tags=["consent"],
+    )
+    def get(self, request: Request, record_id) -> Response:
+        auth = request.auth
+        if isinstance(auth, SiteCredential):
+            if auth.kind != KeyKind.SECRET:
+                raise KeyScopeError("Receipts are read with a secret key (the person gets the HTML link).")
+            event = consent_event_get(event_id=record_id, workspace_id=auth.site.workspace_id)
+        else:
+            if not request.user.has_perm("consent.view_consentevent"):
+                raise Forbidden("You need the permission consent.view_consentevent.")
+            event = consent_event_get(event_id=record_id)
+        body = receipt_json(event=event)
+        body["html_url"] = request.build_absolute_uri(
+            reverse("consent-receipt-page", kwargs={"record_id": event.id}) + f"?t={receipt_token(event)}"
+        )
+        return Response(body)
+
+
+class PurposeOutSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    version = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    translations = serializers.DictField()
+    legal_basis = serializers.DictField()
+    transfer_country = serializers.CharField(allow_null=True)
+    data_categories = serializers.ListField(child=serializers.CharField())
+    recipients = serializers.ListField(child=serializers.CharField())
+    retention_days = serializers.IntegerField(allow_null=True)
+    defaults = serializers.DictField()
+    notice_url = serializers.CharField(allow_null=True)
+    published_at = serializers.DateTimeField(allow_null=True)
+
+
+class PurposeListView(APIView):
+    """The published purpose catalogue (public), with translations; ETag / If-None-Match."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="purposes_list", summary="Published purposes",
+        parameters=[OpenApiParameter("lang", OpenApiTypes.STR, enum=["en", "ja"])],
+        responses={200: PurposeOutSerializer(many=True), 304: OpenApiResponse(description="Not modified")},
+        tags=["purposes"],
+    )
+    def get(self, request: Request) -> Response:
+        lang = request.query_params.get("lang") or getattr(request, "LANGUAGE_CODE", "en") or "en"
+        lang = "ja" if str(lang).startswith("ja") else "en"
+        etag = catalogue.get().etag[:-1] + f'-{lang}"'
+        if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+            response = HttpResponse(status=304)
+            response["ETag"] = etag
+            return response
+        response = Response(purposes_published(locale=lang))
+        response["ETag"] = etag
+        response["Cache-Control"] = "public, max-age=60"
+        response["Vary"] = "Accept-Language"
+        return response

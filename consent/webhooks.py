@@ -1,0 +1,67 @@
+"""Signed webhooks for consent changes: payload, signature and the enqueueing of deliveries.
+
+Signature header: ``Mamoru-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
+Receivers recompute it over the raw body and reject old timestamps (replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+from django.db import transaction
+from django.utils import timezone
+
+from consent.models import ConsentEvent, WebhookDelivery, WebhookEndpoint
+from governance.subjects.models import Workspace
+
+
+def webhook_signature(*, secret: str, body: bytes, timestamp: int | None = None) -> str:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def webhook_body(payload: dict) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _event_payload(event: ConsentEvent, codes: dict[int, str]) -> dict:
+    return {
+        "record_id": str(event.id), "profile_id": str(event.profile_id), "purpose": codes.get(event.purpose_id),
+        "purpose_version": event.purpose_version, "state": event.state, "method": event.method,
+        "occurred_at": event.occurred_at.isoformat(), "site": event.site.slug if event.site else None,
+    }
+
+
+def webhooks_enqueue(*, workspace: Workspace, events: list[ConsentEvent]) -> list[WebhookDelivery]:
+    """Create one delivery per active endpoint (inside the caller's transaction); send on commit."""
+    endpoints = list(WebhookEndpoint.objects.filter(workspace=workspace, active=True))
+    if not endpoints or not events:
+        return []
+    from consent.models import Purpose
+
+    codes = dict(Purpose.objects.filter(id__in={e.purpose_id for e in events}).values_list("id", "code"))
+    deliveries = []
+    for endpoint in endpoints:
+        wanted = set(endpoint.purpose_codes or [])
+        chosen = [e for e in events if not wanted or codes.get(e.purpose_id) in wanted]
+        if not chosen:
+            continue
+        deliveries.append(WebhookDelivery(
+            endpoint=endpoint, next_attempt_at=timezone.now(),
+            payload={"type": "consent.changed", "workspace": workspace.slug,
+                     "events": [_event_payload(e, codes) for e in chosen]},
+        ))
+    WebhookDelivery.objects.bulk_create(deliveries)
+
+    def send() -> None:
+        from consent.tasks import webhook_deliver
+
+        for delivery in deliveries:
+            webhook_deliver.delay(delivery.pk)
+
+    transaction.on_commit(send)
+    return deliveries

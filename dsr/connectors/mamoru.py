@@ -1,0 +1,113 @@
+"""``mamoru``: Mamoru's own records of the subject — the profile, its identities and consent.
+
+Always part of a request's plan (store key ``mamoru``); the subject's profile comes from the
+request, not from inputs. Erasing the ``profile`` collection crypto-shreds the profile
+(``profile_shred``); consent records are retained as proof (GDPR Art. 7(1)) and their identities
+redacted by the consent app on the ``profile_shredded`` signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from django.apps import apps
+
+from dsr.connectors import register
+from dsr.connectors.base import BaseConnector, StoreError
+from governance.datamap.spec import CollectionSpec, FieldSpec, StoreSpec
+from governance.subjects.models import SENSITIVE_PROFILE_FIELDS, Profile, ProfileStatus
+
+CONSENT_PROOF = "GDPR Art. 7(1): proof of consent and of its withdrawal"
+PROFILE_CATEGORIES = {
+    "full_name": "user.name", "kana_name": "user.name", "address": "user.contact.address",
+    "postal_code": "user.contact.address.postal_code", "birth_date": "user.demographic.date_of_birth",
+}
+
+
+def mamoru_store_spec() -> StoreSpec:
+    """The implicit ``mamoru`` store of every plan."""
+    profile = CollectionSpec(
+        store="mamoru", name="profile", description="The subject's Mamoru profile",
+        fields=[FieldSpec("id", primary_key=True), FieldSpec("jurisdiction"), FieldSpec("locale")]
+        + [FieldSpec(n, category=PROFILE_CATEGORIES[n]) for n in SENSITIVE_PROFILE_FIELDS],
+    )
+    identities = CollectionSpec(
+        store="mamoru", name="identities", description="Identities linked to the profile",
+        fields=[FieldSpec("id", primary_key=True), FieldSpec("kind"), FieldSpec("namespace"),
+                FieldSpec("value", category="user.unique_id", strategy="retain",
+                          legal_basis="removed with the profile (crypto-shredded)")],
+    )
+    collections = [profile, identities]
+    if apps.is_installed("consent") and _consent_model() is not None:
+        collections.append(CollectionSpec(
+            store="mamoru", name="consent", description="Consent state per purpose",
+            fields=[FieldSpec("id", primary_key=True),
+                    FieldSpec("purpose", category="system.operations"),
+                    FieldSpec("state", category="user.behavior", strategy="retain", legal_basis=CONSENT_PROOF),
+                    FieldSpec("updated_at", category="system.operations")],
+        ))
+    return StoreSpec(key="mamoru", type="mamoru", name="Mamoru", collections=collections)
+
+
+def _consent_model():
+    for name in ("ConsentState", "ConsentRecord"):
+        try:
+            return apps.get_model("consent", name)
+        except LookupError:
+            continue
+    return None
+
+
+@register
+class MamoruConnector(BaseConnector):
+    identifier = "mamoru"
+    verbose_name = "Mamoru (own profiles and consent records)"
+
+    def test_connection(self) -> str:
+        return f"{Profile.objects.count()} profiles"
+
+    def _profile(self) -> Profile | None:
+        profile_id = self.context.get("profile_id")
+        if not profile_id:
+            return None
+        return Profile.objects.filter(pk=profile_id, status=ProfileStatus.ACTIVE).first()
+
+    def retrieve(self, collection: CollectionSpec, inputs: dict[str, list]) -> Iterator[dict]:
+        profile = self._profile()
+        if profile is None:
+            return
+        if collection.name == "profile":
+            row = {"id": str(profile.id), "jurisdiction": profile.jurisdiction, "locale": profile.locale}
+            row.update({name: getattr(profile, name) for name in SENSITIVE_PROFILE_FIELDS})
+            yield row
+        elif collection.name == "identities":
+            for identity in profile.identities.order_by("kind", "namespace"):
+                yield {"id": str(identity.id), "kind": identity.kind, "namespace": identity.namespace,
+                       "value": identity.value}
+        elif collection.name == "consent":
+            model = _consent_model()
+            for state in model.objects.filter(profile=profile):
+                purpose = getattr(state, "purpose", None)
+                yield {
+                    "id": str(state.pk),
+                    "purpose": getattr(purpose, "code", str(purpose)) if purpose is not None else "",
+                    "state": str(getattr(state, "state", getattr(state, "status", ""))),
+                    "updated_at": str(getattr(state, "updated_at", "") or ""),
+                }
+        else:
+            raise StoreError(f"the mamoru store has no collection {collection.name!r}")
+
+    def mask(self, collection: CollectionSpec, plans: Iterable) -> int:
+        plans = list(plans)
+        if collection.name != "profile" or not plans:
+            return 0
+        from governance.subjects.services import profile_shred
+
+        profile = Profile.objects.filter(pk=self.context.get("profile_id")).first()
+        if profile is None or profile.status == ProfileStatus.SHREDDED:
+            return 0
+        profile_shred(profile=profile, actor=None, reason=f"erasure request {self.context.get('request_id')}")
+        return 1
+
+    def delete(self, collection: CollectionSpec, plans: Iterable) -> int:
+        return self.mask(collection, plans)

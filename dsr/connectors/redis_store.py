@@ -1,0 +1,158 @@
+"""``redis``: keys by pattern, hashes, sets and strings.
+
+Settings: ``url`` (``redis://host:6379/0``). Collection options:
+
+- ``type``: ``hash`` (each key one row of hash fields), ``set`` (each member one row) or
+  ``string`` (each key one row with ``value``);
+- ``key``: a template such as ``session:{session_id}``. When every placeholder has input values
+  the keys are read directly; otherwise keys matching the pattern (placeholders as ``*``) are
+  scanned and filtered. Placeholder values are parsed back into the row;
+- ``member_field`` (sets, default ``member``) and ``value_field`` (strings, default ``value``).
+
+Every row carries ``_key`` (the Redis key).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+
+import redis
+
+from dsr.connectors import register
+from dsr.connectors.base import BaseConnector, StoreError, StoreUnavailable
+from governance.datamap.spec import CollectionSpec
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _key_regex(template: str) -> re.Pattern:
+    pattern, last = "", 0
+    for match in PLACEHOLDER.finditer(template):
+        pattern += re.escape(template[last : match.start()]) + f"(?P<{match.group(1)}>.+?)"
+        last = match.end()
+    return re.compile("^" + pattern + re.escape(template[last:]) + "$")
+
+
+
+@register
+class RedisConnector(BaseConnector):
+    identifier = "redis"
+    verbose_name = "Redis (hashes, sets, strings by key pattern)"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        url = self.settings.get("url")
+        if not url:
+            raise StoreError(f"store {self.store_key!r}: the redis connector needs connection.url")
+        self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5,
+                                           socket_connect_timeout=5)
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        except redis.RedisError as exc:
+            raise StoreError(f"redis: {exc}") from exc
+
+    def test_connection(self) -> str:
+        self._call(self.client.ping)
+        return "redis reachable"
+
+    @staticmethod
+    def _options(collection: CollectionSpec) -> tuple[str, str]:
+        kind = collection.options.get("type", "hash")
+        template = collection.options.get("key")
+        if kind not in {"hash", "set", "string"} or not template:
+            raise StoreError(
+                f"redis collection {collection.address} needs options.type (hash, set or string) "
+                "and options.key"
+            )
+        return kind, template
+
+    def _keys(self, template: str, inputs: dict[str, list]) -> Iterable[str]:
+        names = PLACEHOLDER.findall(template)
+        if names and all(inputs.get(n) for n in names):
+            for combo in itertools.product(*[inputs[n] for n in names]):
+                yield template.format(**{n: str(v) for n, v in zip(names, combo, strict=True)})
+            return
+        pattern = PLACEHOLDER.sub("*", template)
+        try:
+            yield from self.client.scan_iter(match=pattern, count=1000)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    def _rows(self, collection: CollectionSpec, kind: str, template: str, keys: list[str]) -> list[dict]:
+        regex = _key_regex(template)
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            {"hash": pipe.hgetall, "set": pipe.smembers, "string": pipe.get}[kind](key)
+        results = self._call(pipe.execute)
+        rows = []
+        for key, value in zip(keys, results, strict=True):
+            if not value:
+                continue
+            match = regex.match(key)
+            base = {"_key": key, **(match.groupdict() if match else {})}
+            if kind == "hash":
+                rows.append({**value, **base})
+            elif kind == "set":
+                member_field = collection.options.get("member_field", "member")
+                rows.extend({**base, member_field: m} for m in sorted(value))
+            else:
+                rows.append({**base, collection.options.get("value_field", "value"): value})
+        return rows
+
+    def retrieve(self, collection: CollectionSpec, inputs: dict[str, list]) -> Iterator[dict]:
+        kind, template = self._options(collection)
+        wanted = {name: {str(v) for v in values if v is not None} for name, values in inputs.items()}
+        keys = list(dict.fromkeys(self._keys(template, inputs)))
+        for start in range(0, len(keys), 1000):
+            for row in self._rows(collection, kind, template, keys[start : start + 1000]):
+                if any(str(row.get(name)) in values for name, values in wanted.items()):
+                    yield row
+
+    def mask(self, collection: CollectionSpec, plans: Iterable) -> int:
+        kind, _template = self._options(collection)
+        pipe = self.client.pipeline(transaction=True)
+        count = 0
+        for plan in plans:
+            key = plan.original["_key"]
+            if kind == "hash":
+                removed = [f for f, v in plan.values.items() if v is None]
+                kept = {f: str(v) for f, v in plan.values.items() if v is not None}
+                if removed:
+                    pipe.hdel(key, *removed)
+                if kept:
+                    pipe.hset(key, mapping=kept)
+            elif kind == "set":
+                member_field = collection.options.get("member_field", "member")
+                if member_field in plan.values:
+                    pipe.srem(key, plan.original[member_field])
+                    if plan.values[member_field] is not None:
+                        pipe.sadd(key, str(plan.values[member_field]))
+            else:
+                value = plan.values.get(collection.options.get("value_field", "value"))
+                pipe.delete(key) if value is None else pipe.set(key, str(value))
+            count += 1
+        self._call(pipe.execute)
+        return count
+
+    def delete(self, collection: CollectionSpec, plans: Iterable) -> int:
+        kind, _template = self._options(collection)
+        pipe = self.client.pipeline(transaction=True)
+        count = 0
+        for plan in plans:
+            key = plan.original["_key"]
+            if kind == "set":
+                pipe.srem(key, plan.original[collection.options.get("member_field", "member")])
+            else:
+                pipe.delete(key)
+            count += 1
+        self._call(pipe.execute)
+        return count
+
+    def close(self) -> None:
+        self.client.close()

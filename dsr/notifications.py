@@ -1,0 +1,37 @@
+"""E-mails to the subject (in their language) and to staff, through Django's mail backend."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from dsr.models import DataSubjectRequest
+
+
+def _language(locale: str) -> str:
+    return "ja" if (locale or "").lower().startswith("ja") else "en"
+
+
+def _send(*, template: str, to: list[str], language: str, context: dict) -> None:
+    with translation.override(language):
+        text = render_to_string(f"dsr/mail/{template}.txt", context).strip()
+    subject, _sep, body = text.partition("\n")
+    send_mail(subject.strip(), body.strip() + "\n", settings.DEFAULT_FROM_EMAIL, to, fail_silently=False)
+
+
+def mail_subject(*, request: DataSubjectRequest, template: str, **context) -> None:
+    """Write to the requester in the request's language."""
+    _send(template=template, to=[request.email], language=_language(request.locale),
+          context={"request": request, "short_id": str(request.id)[:8], **context})
+
+
+def mail_staff(*, request: DataSubjectRequest, template: str, **context) -> None:
+    """Write to the DPOs (members of the ``dpo`` group with an e-mail address)."""
+    users = get_user_model().objects.filter(groups__name="dpo", is_active=True).exclude(email="")
+    to = sorted({u.email for u in users})
+    if to:
+        _send(template=template, to=to, language=settings.LANGUAGE_CODE,
+              context={"request": request, "short_id": str(request.id)[:8], **context})

@@ -1,0 +1,395 @@
+"""Data-subject request use cases: submit, verify, approve, deny, extend, retry, complete.
+
+Each use case runs in one transaction, records a timeline event and an audit entry inside it,
+and sends mail only after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import timedelta
+
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from audit.services import CREATE, UPDATE, change_record
+from dsr import deadlines
+from dsr.execution import event_add, plan_create, request_advance
+from dsr.models import (
+    OPEN_STATUSES,
+    Channel,
+    DataSubjectRequest,
+    RequestStatus,
+    RequestTask,
+    RequestType,
+    TaskStatus,
+    WorkspaceDsrPolicy,
+)
+from governance.api.errors import Conflict, DomainError
+from governance.crypto import envelope
+from governance.crypto.blind_index import blind_index
+from governance.subjects.identities import normalize_identity
+from governance.subjects.models import Jurisdiction, Workspace
+
+ERR_TYPE = "Unknown request type."
+ERR_CODE = "The code is wrong or has expired."
+ERR_CODE_LOCKED = "Too many wrong codes: submit the request again to receive a new code."
+ERR_STATE = "The request cannot do this in its current state."
+ERR_REASON = "Give a reason of at least 10 characters."
+ERR_EXTENDED = "The deadline was already extended once."
+ERR_DETAILS = "The request details are not valid."
+MAX_DETAILS_BYTES = 16_000
+
+
+class DsrInvalid(DomainError):
+    code = "dsr_invalid"
+    title = "The data-subject request is not valid."
+
+
+class VerificationFailed(DomainError):
+    status_code = 400
+    code = "verification_failed"
+    title = "The identity could not be verified."
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_state"
+    title = "The request is not in a state that allows this."
+
+
+def _code_ttl() -> timedelta:
+    return timedelta(minutes=getattr(settings, "MAMORU_DSR_CODE_TTL_MINUTES", 15))
+
+
+def _code_hash(request: DataSubjectRequest, code: str) -> str:
+    key = hashlib.sha256(b"mamoru-dsr-code:" + settings.SECRET_KEY.encode()).digest()
+    return hmac.new(key, f"{request.id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _type_label(request: DataSubjectRequest) -> str:
+    return str(RequestType(request.request_type).label)
+
+
+def _language(locale: str | None) -> str:
+    return "ja" if (locale or "").lower().startswith("ja") else "en"
+
+
+def _validate_details(request_type: str, details: dict | None) -> dict:
+    details = dict(details or {})
+    if len(json.dumps(details, default=str)) > MAX_DETAILS_BYTES:
+        raise DsrInvalid(f"{ERR_DETAILS} (larger than {MAX_DETAILS_BYTES} bytes)", code="details_too_large")
+    if request_type == RequestType.RECTIFICATION:
+        changes = details.get("changes")
+        if not isinstance(changes, list) or not changes or not all(
+            isinstance(c, dict) and ("category" in c or "field" in c) and "value" in c for c in changes
+        ):
+            raise DsrInvalid(
+                f"{ERR_DETAILS} Rectification needs details.changes: "
+                '[{"category": "user.contact.address", "value": "…"}] (or "field": "store.collection.field").',
+                code="rectification_changes_required",
+            )
+    purposes = details.get("purposes")
+    if purposes is not None and (not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes)):
+        raise DsrInvalid(f"{ERR_DETAILS} details.purposes is a list of purpose codes.", code="purposes_invalid")
+    return details
+
+
+def _send_code(request: DataSubjectRequest) -> None:
+    from dsr.notifications import mail_subject
+
+    code = f"{secrets.randbelow(10**6):06d}"
+    request.code_hash = _code_hash(request, code)
+    request.code_expires_at = timezone.now() + _code_ttl()
+    request.code_attempts = 0
+    request.save(update_fields=["code_hash", "code_expires_at", "code_attempts"])
+    due = date_format(request.due_at, "DATE_FORMAT")
+    minutes = int(_code_ttl().total_seconds() // 60)
+    transaction.on_commit(lambda: mail_subject(
+        request=request, template="code", code=code, minutes=minutes, due=due,
+        type_label=_type_label(request),
+    ))
+
+
+def dsr_request_submit(
+    *, workspace: Workspace, request_type: str, email: str, locale: str = "en",
+    jurisdiction: str | None = None, channel: str = "portal", details: dict | None = None, actor=None,
+) -> DataSubjectRequest:
+    """Record a request and e-mail a confirmation code (the same whether or not we know the address)."""
+    if request_type not in RequestType.values:
+        raise DsrInvalid(f"{ERR_TYPE} Known: {', '.join(RequestType.values)}", code="unknown_request_type")
+    if jurisdiction is not None and jurisdiction not in Jurisdiction.values:
+        raise DsrInvalid(f"Unknown jurisdiction. Known: {', '.join(Jurisdiction.values)}", code="unknown_jurisdiction")
+    if channel not in Channel.values:
+        raise DsrInvalid(f"Unknown channel. Known: {', '.join(Channel.values)}", code="unknown_channel")
+    normalized = normalize_identity(kind="email", value=email)
+    details = _validate_details(request_type, details)
+    region = jurisdiction or workspace.default_jurisdiction
+    now = timezone.now()
+    with transaction.atomic():
+        request = DataSubjectRequest(
+            workspace=workspace, request_type=request_type, status=RequestStatus.RECEIVED,
+            jurisdiction=region, locale=_language(locale), channel=channel,
+            data_key_id=envelope.data_key_create(owner="dsr.request"),
+            email_index=blind_index(kind="dsr-email", value=normalized),
+            due_at=deadlines.due_at(jurisdiction=region, received_at=now),
+            acknowledge_due_at=deadlines.acknowledge_due_at(jurisdiction=region, received_at=now),
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        request.email = normalized
+        request.details = json.dumps(details)
+        request.masking_secret = secrets.token_hex(32)
+        request.save()
+        event_add(request, "received", f"{request_type} request received via {channel}", actor=actor)
+        request.status = RequestStatus.PENDING_VERIFICATION
+        # The confirmation mail also acknowledges receipt (CCPA §7021: within 10 business days).
+        request.acknowledged_at = now
+        request.save(update_fields=["status", "acknowledged_at"])
+        _send_code(request)
+        event_add(request, "code_sent", "confirmation code e-mailed (acknowledges receipt)")
+        change_record(actor=actor, obj=request, action=CREATE, fields=["email", "details"],
+                      note=f"DSR submitted via {channel}")
+    return request
+
+
+def dsr_request_resend_code(*, request: DataSubjectRequest) -> DataSubjectRequest:
+    """Send a fresh code (the old one stops working)."""
+    with transaction.atomic():
+        request = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status != RequestStatus.PENDING_VERIFICATION:
+            raise InvalidTransition(ERR_STATE)
+        _send_code(request)
+        event_add(request, "code_sent", "confirmation code e-mailed again")
+    return request
+
+
+def dsr_request_verify(*, request: DataSubjectRequest, code: str) -> DataSubjectRequest:
+    """Check the e-mailed code (hashed, short-lived, limited attempts, constant-time compare)."""
+    max_attempts = getattr(settings, "MAMORU_DSR_CODE_MAX_ATTEMPTS", 5)
+    with transaction.atomic():
+        request = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status != RequestStatus.PENDING_VERIFICATION:
+            raise VerificationFailed(ERR_STATE, code="not_pending_verification")
+        if request.code_attempts >= max_attempts:
+            raise VerificationFailed(ERR_CODE_LOCKED, code="too_many_attempts")
+        expected = request.code_hash
+        given = _code_hash(request, str(code or "").strip())
+        fresh = request.code_expires_at is not None and request.code_expires_at > timezone.now()
+        ok = bool(expected) and hmac.compare_digest(expected, given) and fresh
+        if not ok:
+            request.code_attempts += 1
+            request.save(update_fields=["code_attempts"])
+            event_add(request, "verification_failed", f"wrong or expired code (attempt {request.code_attempts})")
+            failed = True
+        else:
+            failed = False
+            now = timezone.now()
+            request.code_hash = ""
+            request.code_expires_at = None
+            request.status = RequestStatus.VERIFIED
+            request.verified_at = now
+            from governance.subjects.selectors import profile_get_by_identity
+
+            request.profile = profile_get_by_identity(workspace=request.workspace, kind="email", value=request.email)
+            request.save()
+            event_add(request, "verified", "identity verified by e-mailed code")
+            change_record(actor=None, obj=request, action=UPDATE, fields=["status"], note="verified")
+            if _requires_approval(request):
+                request.status = RequestStatus.AWAITING_APPROVAL
+                request.save(update_fields=["status"])
+                event_add(request, "awaiting_approval", "waiting for DPO approval")
+            else:
+                _start(request, actor=None)
+    if failed:
+        # Raised after the transaction so the attempt counter stays incremented.
+        raise VerificationFailed(ERR_CODE, extra={"attempts_left": max(0, max_attempts - request.code_attempts)})
+    return request
+
+
+def _requires_approval(request: DataSubjectRequest) -> bool:
+    policies = {p.request_type: p.requires_approval
+                for p in WorkspaceDsrPolicy.objects.filter(workspace=request.workspace)}
+    if request.request_type in policies:
+        return policies[request.request_type]
+    if "" in policies:
+        return policies[""]
+    return bool(getattr(settings, "MAMORU_DSR_APPROVAL_DEFAULT", False))
+
+
+def _start(request: DataSubjectRequest, *, actor) -> None:
+    request.status = RequestStatus.RUNNING
+    request.started_at = timezone.now()
+    request.save(update_fields=["status", "started_at"])
+    tasks = plan_create(request=request)
+    event_add(request, "running", f"execution started: {len(tasks)} nodes planned", actor=actor,
+              data={"nodes": [t.key for t in tasks]})
+    request_advance(request_id=request.id)
+
+
+def _locked(request: DataSubjectRequest, allowed: set[str]) -> DataSubjectRequest:
+    request = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+    if request.status not in allowed:
+        raise InvalidTransition(f"{ERR_STATE} (status: {request.status})")
+    return request
+
+
+def dsr_request_approve(*, request: DataSubjectRequest, actor) -> DataSubjectRequest:
+    """A DPO lets a verified request run."""
+    with transaction.atomic():
+        request = _locked(request, {RequestStatus.AWAITING_APPROVAL})
+        request.approved_at = timezone.now()
+        request.approved_by = actor if getattr(actor, "pk", None) else None
+        request.save(update_fields=["approved_at", "approved_by"])
+        event_add(request, "approved", "approved", actor=actor)
+        change_record(actor=actor, obj=request, action=UPDATE, fields=["status"], note="approved")
+        _start(request, actor=actor)
+    return request
+
+
+def dsr_request_deny(*, request: DataSubjectRequest, actor, reason: str) -> DataSubjectRequest:
+    """Reject with reasons and tell the person of their right to complain (GDPR Art. 12(4))."""
+    from dsr.notifications import mail_subject
+
+    if len((reason or "").strip()) < 10:
+        raise DsrInvalid(ERR_REASON, code="reason_required")
+    with transaction.atomic():
+        request = _locked(request, OPEN_STATUSES - {RequestStatus.RUNNING})
+        request.status = RequestStatus.REJECTED
+        request.rejection_reason = reason.strip()
+        request.completed_at = timezone.now()
+        request.keep_until = request.completed_at + relativedelta(months=_record_months())
+        request.save()
+        event_add(request, "rejected", "rejected with reasons (Art. 12(4))", actor=actor)
+        change_record(actor=actor, obj=request, action=UPDATE, fields=["status", "rejection_reason"], note="rejected")
+        transaction.on_commit(lambda: mail_subject(request=request, template="rejected", reason=reason.strip(),
+                                                   type_label=_type_label(request)))
+    return request
+
+
+def dsr_request_extend(*, request: DataSubjectRequest, actor, reason: str) -> DataSubjectRequest:
+    """Extend the deadline once (GDPR +2 months, CCPA +45 days) and tell the person why."""
+    from dsr.notifications import mail_subject
+
+    if len((reason or "").strip()) < 10:
+        raise DsrInvalid(ERR_REASON, code="reason_required")
+    with transaction.atomic():
+        request = _locked(request, OPEN_STATUSES)
+        if request.extended_at is not None:
+            raise InvalidTransition(ERR_EXTENDED, code="already_extended")
+        now = timezone.now()
+        if now > request.due_at:
+            raise InvalidTransition("The deadline has passed: an extension must be notified before it.",
+                                    code="deadline_passed")
+        request.due_at = deadlines.extended_due_at(jurisdiction=request.jurisdiction, due=request.due_at)
+        request.extended_at = now
+        request.extension_reason = reason.strip()
+        request.save(update_fields=["due_at", "extended_at", "extension_reason"])
+        event_add(request, "extended", f"deadline extended to {request.due_at:%Y-%m-%d}", actor=actor)
+        change_record(actor=actor, obj=request, action=UPDATE, fields=["due_at", "extension_reason"], note="extended")
+        due = date_format(request.due_at, "DATE_FORMAT")
+        transaction.on_commit(lambda: mail_subject(request=request, template="extended", reason=reason.strip(),
+                                                   due=due, type_label=_type_label(request)))
+    return request
+
+
+def dsr_request_retry(*, request: DataSubjectRequest, actor) -> DataSubjectRequest:
+    """Run the failed nodes of a request that needs attention again (fresh attempt budget)."""
+    with transaction.atomic():
+        request = _locked(request, {RequestStatus.NEEDS_ATTENTION})
+        failed = list(RequestTask.objects.select_for_update().filter(request=request, status=TaskStatus.FAILED))
+        for task in failed:
+            task.status = TaskStatus.PENDING
+            task.attempts = 0
+            task.lease = None
+            task.save(update_fields=["status", "attempts", "lease"])
+        request.status = RequestStatus.RUNNING
+        request.attention_reason = ""
+        request.save(update_fields=["status", "attention_reason"])
+        event_add(request, "retried", f"{len(failed)} failed nodes retried", actor=actor,
+                  data={"nodes": [t.key for t in failed]})
+        change_record(actor=actor, obj=request, action=UPDATE, fields=["status"], note="retried")
+        request_advance(request_id=request.id)
+    return request
+
+
+def _record_months() -> int:
+    return getattr(settings, "MAMORU_DSR_RECORD_MONTHS", 24)
+
+
+def request_complete(*, request: DataSubjectRequest) -> None:
+    """Close a request whose nodes are all done (called inside ``request_advance``)."""
+    from dsr.notifications import mail_subject
+    from dsr.selectors import access_package_url
+
+    now = timezone.now()
+    tasks = list(request.tasks.all())
+    summary: dict = {}
+    for task in tasks:
+        phase = summary.setdefault(task.phase, {"nodes": 0, "rows_found": 0, "rows_changed": 0})
+        phase["nodes"] += 1
+        phase["rows_found"] += task.rows_found or 0
+        phase["rows_changed"] += task.rows_changed or 0
+    request.summary = summary
+    request.status = RequestStatus.COMPLETED
+    request.completed_at = now
+    request.keep_until = now + relativedelta(months=_record_months())
+    request.save(update_fields=["summary", "status", "completed_at", "keep_until"])
+    if request.request_type == RequestType.ERASURE:
+        verified = summary.get("verify", {}).get("nodes", 0)
+        event_add(request, "erasure_verified",
+                  f"verification scan of {verified} collections found nothing identifying left",
+                  data=summary.get("verify", {}))
+    event_add(request, "completed", "request completed", data=summary)
+    change_record(actor=None, obj=request, action=UPDATE, fields=["status"], note="completed")
+
+    def notify() -> None:
+        url = access_package_url(request=request)
+        package = getattr(request, "package", None)
+        mail_subject(
+            request=request, template="completed", url=url, type_label=_type_label(request),
+            erased=request.request_type == RequestType.ERASURE,
+            expires=date_format(package.expires_at, "DATE_FORMAT") if url and package else "",
+        )
+
+    transaction.on_commit(notify)
+
+
+def dsr_deadline_reminders(*, within_days: int | None = None) -> int:
+    """E-mail the DPOs about open requests due soon (once per request); return how many."""
+    from dsr.notifications import mail_staff
+
+    within = within_days if within_days is not None else getattr(settings, "MAMORU_DSR_REMIND_DAYS", 7)
+    now = timezone.now()
+    due = DataSubjectRequest.objects.filter(
+        status__in=OPEN_STATUSES - {RequestStatus.PENDING_VERIFICATION}, reminded_at=None,
+        due_at__lte=now + timedelta(days=within),
+    )
+    count = 0
+    for request in due:
+        with transaction.atomic():
+            DataSubjectRequest.objects.filter(pk=request.pk).update(reminded_at=now)
+            event_add(request, "reminder", f"due on {request.due_at:%Y-%m-%d}: DPOs reminded")
+            transaction.on_commit(lambda r=request: mail_staff(
+                request=r, template="reminder", due=date_format(r.due_at, "DATE_FORMAT"),
+                type_label=_type_label(r), status_label=str(RequestStatus(r.status).label)))
+        count += 1
+    return count
+
+
+def dsr_records_purge(*, now=None) -> int:
+    """Delete request records past their keeping period (24 months, CCPA §7101) and their files."""
+    from dsr.files import request_dir_remove
+
+    now = now or timezone.now()
+    expired = list(DataSubjectRequest.objects.filter(keep_until__lte=now))
+    for request in expired:
+        with transaction.atomic():
+            request_dir_remove(request.id)
+            envelope.data_key_destroy(dek_id=request.data_key_id)
+            request.delete()
+    return len(expired)

@@ -1,0 +1,17 @@
+"""OpenAPI description of Mamoru's API token authentication."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "governance.access.authentication.ApiTokenAuthentication"
+    name = "apiToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "mmr_<id>_<secret>",
+            "description": "A personal API token created in the admin (shown once). "
+            "`Authorization: Bearer mmr_…`",
+        }

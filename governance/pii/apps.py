@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class PiiConfig(AppConfig):
+    name = "governance.pii"
+    label = "pii"
+    verbose_name = _("PII scanning")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from governance.pii import checks  # noqa: F401  (registers the system checks)
+        from governance.pii.recognizers import autodiscover
+
+        autodiscover()

@@ -1,0 +1,79 @@
+"""Recognizer registry: every recognizer the scanner can use, by name.
+
+A recognizer spec is a class with ``identifier``, ``entities``, a cheap ``trigger(value)`` test
+(is it worth running the recognizer on this value at all?) and ``create(language)`` returning a
+Presidio ``EntityRecognizer``. Register with the ``register`` decorator; the modules are imported
+from ``PiiConfig.ready()``. Unknown names raise ``UnknownRecognizer`` listing the known ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from presidio_analyzer import EntityRecognizer
+
+
+class UnknownRecognizer(LookupError):
+    """A setting or caller named a recognizer nobody registered."""
+
+
+class BaseRecognizerSpec:
+    """Contract for a registered recognizer.
+
+    ``identifier``: unique name (used in settings and findings). ``entities``: Presidio entity
+    names it can return. ``needs_nlp``: True when it reads spaCy's NER (free-text path only).
+    """
+
+    identifier: str = ""
+    entities: tuple[str, ...] = ()
+    needs_nlp: bool = False
+
+    def trigger(self, value: str) -> bool:
+        """Return True when ``value`` could contain this recognizer's entities (cheap test)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement trigger(value)")
+
+    def create(self, language: str) -> EntityRecognizer:
+        """Return a Presidio recognizer for ``language``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement create(language)")
+
+
+_REGISTRY: dict[str, BaseRecognizerSpec] = {}
+
+
+def register(cls: type[BaseRecognizerSpec]) -> type[BaseRecognizerSpec]:
+    """Register a recognizer spec class under its ``identifier``."""
+    if not cls.identifier:
+        raise ValueError(f"{cls.__name__} has no identifier")
+    existing = _REGISTRY.get(cls.identifier)
+    if existing is not None and type(existing) is not cls:
+        raise ValueError(f"Recognizer {cls.identifier!r} is already registered")
+    _REGISTRY[cls.identifier] = cls()
+    return cls
+
+
+def recognizer_get(name: str) -> BaseRecognizerSpec:
+    """Return the registered spec called ``name``."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        raise UnknownRecognizer(f"Unknown recognizer {name!r}; known: {known}") from None
+
+
+def recognizer_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def recognizers_selected(names: list[str] | None) -> list[BaseRecognizerSpec]:
+    """Return the specs named in ``names`` (all registered ones when None)."""
+    if names is None:
+        return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+    return [recognizer_get(name) for name in names]
+
+
+def autodiscover() -> None:
+    """Import the built-in recognizer modules so that they register."""
+    from governance.pii.recognizers import generic, japan  # noqa: F401
+
+
+TriggerFn = Callable[[str], bool]

@@ -1,0 +1,45 @@
+"""URL map. Apps contribute ``api_urls.py`` (mounted at ``/api/v1/``) and ``web_urls.py`` (at ``/``)."""
+
+from importlib import import_module
+from importlib.util import find_spec
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from governance.views import healthz
+
+# Packages whose api_urls / web_urls modules are mounted when present (an app's sub-package, such as
+# the portal in dsr.portal, mounts its own when its app is installed).
+FEATURE_PACKAGES = [
+    "governance.subjects", "governance.access", "governance.pii", "governance.datamap",
+    "consent", "dsr", "dsr.portal", "audit",
+]
+
+
+def _installed(package: str) -> bool:
+    return any(package == app or package.startswith(app + ".") for app in settings.INSTALLED_APPS)
+
+
+def _app_urls(module_suffix: str) -> list:
+    found = []
+    for package in FEATURE_PACKAGES:
+        if not _installed(package) or find_spec(package) is None:
+            continue
+        name = f"{package}.{module_suffix}"
+        if find_spec(name) is not None:
+            found.append(path("", include(import_module(name))))
+    return found
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/v1/", include(_app_urls("api_urls"))),
+    path("healthz", healthz, name="healthz"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    *_app_urls("web_urls"),
+]

@@ -1,0 +1,82 @@
+"""Shared test set-up: both database aliases, real-server markers, factories and roles."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.servers import in_ci, reachable
+
+SERVER_MARKERS = ("postgres", "mariadb", "redis")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        # Profiles live in "default", their data keys in "keystore": tests use both by default.
+        if marker is not None and "databases" not in marker.kwargs:
+            item.add_marker(pytest.mark.django_db(*marker.args, databases="__all__", **marker.kwargs), append=False)
+
+
+def pytest_runtest_setup(item):
+    for kind in SERVER_MARKERS:
+        if item.get_closest_marker(kind) is None:
+            continue
+        if reachable(kind):
+            continue
+        message = f"{kind} server is not reachable on 127.0.0.1"
+        if in_ci():
+            pytest.fail(f"{message} (CI=true: server tests must run, not skip)", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    # PBKDF2's deliberate slowness buys nothing in tests and costs minutes.
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    from governance.crypto.envelope import dek_cache
+
+    dek_cache.clear()
+    yield
+    dek_cache.clear()
+
+
+@pytest.fixture
+def live_worker(transactional_db):
+    """A real Celery worker process on the test databases; killed and restartable by the test."""
+    from tests.worker import LiveWorker, broker_purge
+
+    broker_purge()
+    worker = LiveWorker().start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def workspaces(db):
+    from governance.subjects.models import Jurisdiction, Workspace
+
+    return (
+        Workspace.objects.create(slug="shop-jp", name="Shop JP", default_jurisdiction=Jurisdiction.JP),
+        Workspace.objects.create(slug="shop-eu", name="Shop EU", default_jurisdiction=Jurisdiction.EU),
+    )
+
+
+@pytest.fixture
+def role_users(db, workspaces):
+    """One user per role; the support agent is assigned to the first workspace only."""
+    from tests.factories import make_role_users
+
+    return make_role_users(workspaces)
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
