@@ -282,6 +282,7 @@ MAMORU_DEMO_PROCESSES: dict[str, list[str]] = {}
 MAMORU_DEMO_SEEDERS = [
     "governance.subjects.demo.seed",
     "consent.demo.seed",
+    "dsr.demo.seed",
 ]
 
 AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
@@ -325,3 +326,20 @@ CELERY_BEAT_SCHEDULE["consent-webhook-sweep"] = {
     "task": "consent.tasks.webhook_sweep",
     "schedule": 300.0,
 }
+
+# --- dsr ---
+# Internal target for APPI requests ("without delay"), in days; extension adds as many again.
+MAMORU_DSR_APPI_TARGET_DAYS = env.int("MAMORU_DSR_APPI_TARGET_DAYS", default=14)
+MAMORU_DSR_CODE_TTL_MINUTES = env.int("MAMORU_DSR_CODE_TTL_MINUTES", default=15)
+MAMORU_DSR_CODE_MAX_ATTEMPTS = env.int("MAMORU_DSR_CODE_MAX_ATTEMPTS", default=5)
+MAMORU_DSR_APPROVAL_DEFAULT = env.bool("MAMORU_DSR_APPROVAL_DEFAULT", default=False)
+MAMORU_DSR_PACKAGE_DAYS = env.int("MAMORU_DSR_PACKAGE_DAYS", default=14)
+MAMORU_DSR_RECORD_MONTHS = env.int("MAMORU_DSR_RECORD_MONTHS", default=24)
+MAMORU_DSR_REMIND_DAYS = env.int("MAMORU_DSR_REMIND_DAYS", default=7)
+MAMORU_DSR_NODE_TIMEOUT_SECONDS = env.int("MAMORU_DSR_NODE_TIMEOUT_SECONDS", default=600)
+MAMORU_DSR_LOST_MESSAGE_SECONDS = env.int("MAMORU_DSR_LOST_MESSAGE_SECONDS", default=300)
+MAMORU_DSR_FILES_DIR = env("MAMORU_DSR_FILES_DIR", default=str(VAR_DIR / "dsr"))
+MAMORU_PUBLIC_URL = env("MAMORU_PUBLIC_URL", default="http://127.0.0.1:8000")
+CELERY_BEAT_SCHEDULE["dsr-watchdog"] = {"task": "dsr.watchdog", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["dsr-deadline-reminders"] = {"task": "dsr.deadline_reminders", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["dsr-records-purge"] = {"task": "dsr.records_purge", "schedule": 86400.0}

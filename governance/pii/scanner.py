@@ -80,11 +80,15 @@ class _Leaf:
     cache_key: tuple
 
 
-def _resolve_overlaps(hits: list[Hit]) -> list[Hit]:
-    """Keep the strongest of overlapping hits; exact patterns beat NER guesses at equal score."""
-    ranked = sorted(
-        hits, key=lambda h: (h[3] + (0.0 if h[4] == NER_RECOGNIZER else 0.2), h[2] - h[1]), reverse=True
-    )
+def _resolve_overlaps(hits: list[Hit], hint: str | None = None) -> list[Hit]:
+    """Keep the strongest of overlapping hits; what the field name says wins, and exact
+    patterns beat NER guesses at equal score."""
+
+    def rank(hit: Hit) -> tuple[float, int]:
+        bonus = (1.0 if hit[0] == hint else 0.0) + (0.0 if hit[4] == NER_RECOGNIZER else 0.2)
+        return (hit[3] + bonus, hit[2] - hit[1])
+
+    ranked = sorted(hits, key=rank, reverse=True)
     kept: list[Hit] = []
     for hit in ranked:
         if all(hit[2] <= other[1] or hit[1] >= other[2] for other in kept):
@@ -163,7 +167,7 @@ class Scanner:
                 if evidence:
                     hits.append(evidence)
         hits = [h for h in hits if h[3] >= self.threshold]
-        return tuple(_resolve_overlaps(hits))
+        return tuple(_resolve_overlaps(hits, hint))
 
     @staticmethod
     def _field_evidence(value: str, hint: str) -> Hit | None:

@@ -86,8 +86,8 @@ def card_brand(digits: str) -> str | None:
         return "mastercard"
     if two in (34, 37) and length == 15:
         return "amex"
-    if 3528 <= four <= 3589 and 16 <= length <= 19:
-        return "jcb"
+    if 3500 <= four <= 3599 and 16 <= length <= 19:
+        return "jcb"  # 3528-3589 officially; test generators use all of 35xx
     if four in (2131, 1800) and length == 15:
         return "jcb"
     if (four == 6011 or two == 65 or 644 <= three <= 649 or 622126 <= six <= 622925) and 16 <= length <= 19:
@@ -96,7 +96,7 @@ def card_brand(digits: str) -> str | None:
         return "unionpay"
     if (300 <= three <= 305 or two in (36, 38, 39) or three == 309) and 14 <= length <= 19:
         return "diners"
-    if (two == 50 or 56 <= two <= 69) and 12 <= length <= 19:
+    if (two == 50 or 56 <= two <= 69 or four == 604) and 12 <= length <= 19:
         return "maestro"
     return None
 
@@ -122,6 +122,13 @@ class CreditCardRecognizer(ContextPatternRecognizer):
         digits = re.sub(r"\D", "", matched)
         return card_brand(digits) is not None and luhn_valid(digits)
 
+    def adjust(self, result: RecognizerResult, text: str) -> RecognizerResult:
+        digits = re.sub(r"\D", "", text[result.start : result.end])
+        if len(digits) < 14 and card_brand(digits) == "maestro":
+            # Short Maestro numbers share their shape with My Numbers and account numbers.
+            result.score = 0.45
+        return result
+
 
 @register
 class CreditCardSpec(BaseRecognizerSpec):
@@ -143,7 +150,8 @@ class FormattedPhoneRecognizer(PhoneRecognizer):
     """
 
     BARE_DIGITS_SCORE = 0.15
-    CONTEXT = ["phone", "telephone", "tel", "cell", "mobile", "call", "fax", "電話", "携帯"]
+    CONTEXT = ["phone", "telephone", "tel", "cell", "mobile", "call", "fax", "reach", "contact",
+               "電話", "携帯"]
 
     def __init__(self, language: str):
         super().__init__(
@@ -153,10 +161,50 @@ class FormattedPhoneRecognizer(PhoneRecognizer):
 
     def analyze(self, text, entities, nlp_artifacts=None):  # noqa: D102
         results: list[RecognizerResult] = super().analyze(text, entities, nlp_artifacts)
+        kept = []
         for result in results:
+            before = text[result.start - 1] if result.start else " "
+            after = text[result.end] if result.end < len(text) else " "
+            # Part of a timestamp, decimal, version or identifier ("10:02:02.309279"): not a phone.
+            if before.isalnum() or before in ":./_" or after.isalnum() or after in ".:_":
+                continue
             if text[result.start : result.end].isdigit():
                 result.score = self.BARE_DIGITS_SCORE
-        return results
+            kept.append(result)
+        return kept
+
+
+class NanpPhoneRecognizer(ContextPatternRecognizer):
+    """North-American numbers as people write them, with extensions (``(212) 555-0100 x12``).
+
+    python-phonenumbers rejects numbers in unassigned area codes; a written, separated number
+    is still personal data. Separators are required: a bare run of ten digits is not matched.
+    """
+
+    PATTERN = (
+        r"(?<![\w+\-.])(?:\+1[\-. ]?|001[\-. ]|1[\-. ])?(?:\(\d{3}\) ?|\d{3}[\-. ])\d{3}[\-. ]\d{4}"
+        r"(?:\s?(?:x|ext\.?|#)\s?\d{1,5})?(?![\w\-]|\.\d)"
+    )
+    CONTEXT_WORDS = ("phone", "tel", "call", "mobile", "cell", "fax", "reach", "contact", "電話")
+    CONTEXT_BOOST = 0.3
+
+    def __init__(self, language: str):
+        super().__init__(
+            entity="PHONE_NUMBER", patterns=[Pattern("nanp_phone", self.PATTERN, 0.5)],
+            language=language, name="NanpPhoneRecognizer",
+        )
+
+
+@register
+class NanpPhoneSpec(BaseRecognizerSpec):
+    identifier = "nanp_phone"
+    entities = ("PHONE_NUMBER",)
+
+    def trigger(self, value: str) -> bool:
+        return digit_count(value) >= 10
+
+    def create(self, language: str):
+        return NanpPhoneRecognizer(language)
 
 
 @register
