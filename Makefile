@@ -43,7 +43,7 @@ check-deploy: venv
 
 ## Debian's Chromium for the browser tests (needs root; CI does this itself).
 browser-deps:
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

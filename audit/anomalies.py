@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone, translation
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 
 from audit import services as audit_services
 from audit.models import AuditEntry, Outcome
@@ -84,8 +84,9 @@ def rule_evaluate(
 ) -> list[AnomalyAlert]:
     """Raise the alerts of one rule for entries in [since, until); return the new ones."""
     buckets: dict[tuple[str, dt.datetime], _Bucket] = defaultdict(_Bucket)
-    fields = ("seq", "actor_id", "actor_email", "timestamp", "object_pk")
-    for seq, actor_id, actor_email, ts, object_pk in keyset(_rule_entries(rule, since, until), fields, key="seq"):
+    fields = ("id", "seq", "actor_id", "actor_email", "timestamp", "object_pk")
+    entries = keyset(_rule_entries(rule, since, until), fields, key="id")
+    for _id, seq, actor_id, actor_email, ts, object_pk in entries:
         if rule.kind == AnomalyKind.OFF_HOURS and not is_off_hours(rule, ts):
             continue
         label = actor_email or (f"user {actor_id}" if actor_id else "anonymous")
@@ -140,7 +141,7 @@ def dpo_recipients() -> list[str]:
 
 
 def alert_describe(alert: AnomalyAlert) -> str:
-    return _t("%(rule)s: %(actor)s — %(count)d (threshold %(threshold)d) between %(start)s and %(end)s UTC") % {
+    return gettext("%(rule)s: %(actor)s — %(count)d (threshold %(threshold)d) between %(start)s and %(end)s UTC") % {
         "rule": alert.rule.name, "actor": alert.actor_label, "count": alert.count,
         "threshold": alert.threshold, "start": alert.window_start.strftime("%Y-%m-%d %H:%M"),
         "end": alert.window_end.strftime("%H:%M"),
@@ -154,8 +155,8 @@ def alerts_notify(*, alerts: list[AnomalyAlert]) -> int:
         return 0
     with translation.override("en"):
         lines = [alert_describe(a) for a in alerts]
-        subject = _t("[Mamoru] %(n)d new access anomaly alert(s)") % {"n": len(alerts)}
-        body = "\n".join(lines) + "\n\n" + _t("Review and acknowledge them on the admin dashboard.")
+        subject = gettext("[Mamoru] %(n)d new access anomaly alert(s)") % {"n": len(alerts)}
+        body = "\n".join(lines) + "\n\n" + gettext("Review and acknowledge them on the admin dashboard.")
     try:
         send_mail(subject, body, None, recipients)
     except Exception:  # noqa: BLE001 - an unreachable mail server must not lose the alerts

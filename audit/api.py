@@ -126,11 +126,14 @@ class ReportStreamApi(APIView):
         return response
 
 
+class AuditExportCreateInput(serializers.Serializer):
+    report = serializers.CharField(max_length=64)
+    format = serializers.ChoiceField(choices=FORMATS)
+    filters = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
+
+
 class ExportCreateApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        report = serializers.CharField(max_length=64)
-        format = serializers.ChoiceField(choices=FORMATS)
-        filters = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
+    InputSerializer = AuditExportCreateInput
 
     @extend_schema(
         operation_id="audit_export_create",
@@ -211,9 +214,12 @@ class AlertListApi(APIView):
         return Response(AlertOutput(alerts, many=True).data)
 
 
+class AlertAcknowledgeInput(serializers.Serializer):
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
 class AlertAcknowledgeApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    InputSerializer = AlertAcknowledgeInput
 
     @extend_schema(
         operation_id="audit_alert_acknowledge", summary="Acknowledge an alert (audited)",
@@ -233,3 +239,41 @@ class AlertAcknowledgeApi(APIView):
             note=data.validated_data.get("note", ""), request=request,
         )
         return Response(AlertOutput(alert).data)
+
+
+class RequestProgressApi(APIView):
+    @extend_schema(
+        operation_id="audit_request_progress",
+        summary="Progress of a data-subject request (polled by the admin's request page)",
+        responses={200: inline_serializer("RequestProgress", {
+            "status": serializers.CharField(), "percent": serializers.IntegerField(),
+            "done": serializers.IntegerField(), "total": serializers.IntegerField(),
+            "failed": serializers.IntegerField(), "running": serializers.IntegerField(),
+            "text": serializers.CharField(),
+        })},
+        examples=[OpenApiExample("Half way", value={
+            "status": "running", "percent": 50, "done": 3, "total": 6, "failed": 0, "running": 1,
+            "text": "50% — 3 of 6 nodes done, 0 failed"}, response_only=True)],
+        tags=["audit"],
+    )
+    def get(self, request, request_id):
+        from django.apps import apps
+        from django.utils.translation import gettext
+
+        from governance.access.policy import workspaces_visible_to
+        from governance.api.errors import NotFound
+
+        if not apps.is_installed("dsr") or not request.user.has_perm("dsr.view_datasubjectrequest"):
+            raise NotFound("No such request.")
+        from dsr.models import DataSubjectRequest
+        from dsr.selectors import dsr_request_progress
+
+        req = DataSubjectRequest.objects.filter(
+            pk=request_id, workspace__in=workspaces_visible_to(request.user)
+        ).first()
+        if req is None:
+            raise NotFound("No such request.")
+        p = dsr_request_progress(request=req)
+        text = gettext("%(p)s%% — %(d)s of %(t)s nodes done, %(f)s failed") % {
+            "p": p["percent"], "d": p["done"], "t": p["total"], "f": p["failed"]}
+        return Response({"status": req.status, **p, "text": text})

@@ -12,7 +12,8 @@ from collections import defaultdict
 
 from django.apps import apps
 from django.utils import timezone
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from governance.charts import bar_chart, line_chart
 
@@ -37,7 +38,7 @@ def _panel(name: str, build):
         return build()
     except Exception:  # noqa: BLE001 - one broken panel must not take the admin home down
         logger.exception("dashboard panel %s failed", name)
-        return {"error": _t("This panel could not be loaded; see the server log.")}
+        return {"error": gettext("This panel could not be loaded; see the server log.")}
 
 
 def requests_panel(*, user, now: dt.datetime) -> dict | None:
@@ -88,7 +89,7 @@ def consent_panel(*, now: dt.datetime) -> dict | None:
     events = sum(r["given"] + r["refused"] + r["withdrawn"] for r in rows)
     return {
         "chart": line_chart(
-            title=_t("Consent given, % of decisions per purpose (last 30 days)"),
+            title=gettext("Share of consent given per purpose (last 30 days)"),
             labels=[d.strftime("%m-%d") for d in days], series=series, percent=True,
         ) if series else None,
         "events": events,
@@ -108,7 +109,7 @@ def pii_panel(*, now: dt.datetime) -> dict | None:
     series = {kind: [by_day.get(d, 0) for d in days] for kind, by_day in sorted(per_type.items())}
     return {
         "chart": bar_chart(
-            title=_t("PII findings per day (last 30 days)"),
+            title=gettext("PII findings per day (last 30 days)"),
             labels=[d.strftime("%m-%d") for d in days], series=series, stacked=True,
         ) if series else None,
         "findings": sum(r["count"] for r in rows),
@@ -141,23 +142,23 @@ def month_figures(*, now: dt.datetime) -> list[tuple[str, int]]:
 
         received = DataSubjectRequest.objects.filter(received_at__gte=start)
         figures += [
-            (_t("Requests received"), received.count()),
-            (_t("Requests completed"), DataSubjectRequest.objects.filter(
+            (gettext("Requests received"), received.count()),
+            (gettext("Requests completed"), DataSubjectRequest.objects.filter(
                 completed_at__gte=start, status=RequestStatus.COMPLETED).count()),
         ]
     if apps.is_installed("consent"):
         from consent.models import ConsentEvent
 
-        figures.append((_t("Consent events"), ConsentEvent.objects.filter(occurred_at__gte=start).count()))
+        figures.append((gettext("Consent events"), ConsentEvent.objects.filter(occurred_at__gte=start).count()))
     if apps.is_installed("governance.pii"):
         from governance.pii.models import ScanFinding
 
-        figures.append((_t("PII findings"), ScanFinding.objects.filter(created_at__gte=start).count()))
+        figures.append((gettext("PII findings"), ScanFinding.objects.filter(created_at__gte=start).count()))
     figures += [
-        (_t("Profile reads logged"), AuditEntry.objects.filter(
+        (gettext("Profile reads logged"), AuditEntry.objects.filter(
             timestamp__gte=start, action=AuditEntry.Action.ACCESS).count()),
-        (_t("Denied attempts"), AuditEntry.objects.filter(timestamp__gte=start, outcome="denied").count()),
-        (_t("Audit exports"), AuditExport.objects.filter(created_at__gte=start).count()),
+        (gettext("Denied attempts"), AuditEntry.objects.filter(timestamp__gte=start, outcome="denied").count()),
+        (gettext("Audit exports"), AuditExport.objects.filter(created_at__gte=start).count()),
     ]
     return figures
 
@@ -173,4 +174,35 @@ def dashboard_context(*, user, now: dt.datetime | None = None) -> dict:
         "figures": _panel("figures", lambda: month_figures(now=now)),
         "month": timezone.localtime(now).strftime("%Y-%m"),
         "can_export": user.has_perm("audit.export_audit") or user.has_perm("audit.view_auditentry"),
+    }
+
+
+TERMINAL = {"completed", "rejected"}
+
+
+def request_panel(*, request, user) -> dict:
+    """What the request page shows above its fields: progress, deadline colour, package, actions."""
+    from dsr.models import RequestStatus
+    from dsr.selectors import access_package_url, dsr_request_progress
+
+    progress = dsr_request_progress(request=request)
+    status = request.status
+    can_change = user.has_perm("dsr.change_datasubjectrequest")
+    actions = []
+    if can_change:
+        if status == RequestStatus.AWAITING_APPROVAL:
+            actions += [("approve", _("Approve")), ("deny", _("Deny with reason"))]
+        if status not in TERMINAL and not request.extended_at:
+            actions.append(("extend", _("Extend the deadline")))
+        if status == RequestStatus.NEEDS_ATTENTION or progress["failed"]:
+            actions.append(("retry", _("Retry failed nodes")))
+    return {
+        "progress": progress,
+        "status": status,
+        "status_label": request.get_status_display(),
+        "running": status not in TERMINAL and status != RequestStatus.AWAITING_APPROVAL,
+        "sla": sla_colour(request.due_at, timezone.now()) if status not in TERMINAL else "ok",
+        "package_url": access_package_url(request=request),
+        "actions": actions,
+        "progress_url": f"/api/v1/audit/requests/{request.pk}/progress",
     }

@@ -7,9 +7,10 @@ servers) or as staff (API token or session, plus ``workspace=<slug>``).
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 from django.db import IntegrityError, transaction
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -19,8 +20,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consent.authentication import SiteCredential, SiteKeyAuthentication
+from consent.authentication import SiteCredential, SiteKeyAuthentication, credential_for
 from consent.models import ConsentStateValue, IdempotencyRecord, KeyKind, Method
+from consent.ratelimit import rate_limit_hit
 from consent.receipts import receipt_json, receipt_token
 from consent.selectors import (
     catalogue,
@@ -38,7 +40,7 @@ from consent.services import (
     consent_gpc_apply,
 )
 from governance.access.authentication import ApiTokenAuthentication
-from governance.api.errors import Conflict, DomainError
+from governance.api.errors import Conflict, DomainError, NotFound, problem_response
 from governance.subjects.models import IdentityKind, Workspace
 from governance.subjects.selectors import identity_index
 
@@ -53,6 +55,10 @@ class ProblemSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
     status = serializers.IntegerField()
+
+
+PROBLEM_STATUSES = (400, 401, 403, 404, 405, 406, 409, 413, 415, 429)
+PROBLEMS = {(status, "application/problem+json"): ProblemSerializer for status in PROBLEM_STATUSES}
 
 
 class Forbidden(DomainError):
@@ -81,9 +87,7 @@ def _context(request: Request, *, perm: str) -> RecordContext:
     user = request.user
     if not user.has_perm(perm):
         raise Forbidden(f"You need the permission {perm}.")
-    slug = request.query_params.get("workspace") or (
-        request.data.get("workspace") if isinstance(request.data, dict) else None
-    )
+    slug = request.query_params.get("workspace")
     if not slug:
         raise DomainError(ERR_WORKSPACE, code="workspace_required")
     from governance.access.policy import workspaces_visible_to
@@ -96,6 +100,29 @@ def _context(request: Request, *, perm: str) -> RecordContext:
         workspace=workspace, key_kind=KeyKind.SECRET, actor=user, actor_label=f"user:{user.username}",
         ip=ip, user_agent=ua, gpc=_gpc(request),
     )
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only (DRF would turn 0 or true into "0" / "True")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictURLField(serializers.URLField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class IdentityQuery(serializers.Serializer):
@@ -116,6 +143,20 @@ class IdentityQuery(serializers.Serializer):
         return attrs
 
 
+def _identity_params(params) -> dict:
+    """Identity from query parameters without serializer overhead (the check hot path)."""
+    browser_id = params.get("browser_id")
+    if browser_id:
+        return {"identity_kind": IdentityKind.BROWSER_ID, "identity_value": browser_id, "identity_namespace": ""}
+    kind, value = params.get("identity_kind", ""), params.get("identity_value", "")
+    if kind not in IdentityKind.values or not value:
+        raise DomainError(
+            "Give identity_kind (one of " + ", ".join(IdentityKind.values) + ") and identity_value, or browser_id.",
+            code="identity_required",
+        )
+    return {"identity_kind": kind, "identity_value": value, "identity_namespace": params.get("identity_namespace", "")}
+
+
 def _scope_identity(ctx: RecordContext, kind: str) -> None:
     if ctx.key_kind == KeyKind.PUBLISHABLE and kind != IdentityKind.BROWSER_ID:
         raise KeyScopeError("A publishable key may only record and read consent for a browser id.")
@@ -124,29 +165,29 @@ def _scope_identity(ctx: RecordContext, kind: str) -> None:
 # --- events ----------------------------------------------------------------------------------
 
 
-class IdentityInputSerializer(serializers.Serializer):
+class ConsentIdentitySerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=IdentityKind.choices)
-    value = serializers.CharField(max_length=320)
-    namespace = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
+    value = StrictCharField(max_length=320)
+    namespace = StrictCharField(required=False, default="", allow_blank=True, max_length=64)
 
 
 class EventInSerializer(serializers.Serializer):
-    identity = IdentityInputSerializer(required=False, help_text="Secret keys and staff only.")
-    browser_id = serializers.CharField(required=False, max_length=128)
-    purpose = serializers.CharField(max_length=64)
-    purpose_version = serializers.IntegerField(required=False, min_value=1, max_value=2_000_000)
+    identity = ConsentIdentitySerializer(required=False, help_text="Secret keys and staff only.")
+    browser_id = StrictCharField(required=False, max_length=128)
+    purpose = StrictCharField(max_length=64)
+    purpose_version = StrictIntegerField(required=False, min_value=1, max_value=2_000_000)
     state = serializers.ChoiceField(choices=[ConsentStateValue.GIVEN, ConsentStateValue.REFUSED, ConsentStateValue.WITHDRAWN])
     method = serializers.ChoiceField(
         choices=[m for m in Method.values if m != Method.GPC], required=False, default=Method.API
     )
     occurred_at = serializers.DateTimeField(required=False)
-    page_url = serializers.URLField(required=False, allow_blank=True, max_length=1000)
-    notice_url = serializers.URLField(required=False, allow_blank=True, max_length=1000)
-    language = serializers.CharField(required=False, allow_blank=True, max_length=16)
+    page_url = StrictURLField(required=False, allow_blank=True, max_length=1000)
+    notice_url = StrictURLField(required=False, allow_blank=True, max_length=1000)
+    language = StrictCharField(required=False, allow_blank=True, max_length=16)
     jurisdiction = serializers.ChoiceField(choices=["EU", "JP", "US-CA", "US", "OTHER"], required=False)
-    tcf_string = serializers.CharField(required=False, allow_blank=True, max_length=20000)
-    gpp_string = serializers.CharField(required=False, allow_blank=True, max_length=20000)
-    note = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    tcf_string = StrictCharField(required=False, allow_blank=True, max_length=20000)
+    gpp_string = StrictCharField(required=False, allow_blank=True, max_length=20000)
+    note = StrictCharField(required=False, allow_blank=True, max_length=300)
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -158,7 +199,6 @@ class EventInSerializer(serializers.Serializer):
 
 class EventBatchInSerializer(serializers.Serializer):
     events = EventInSerializer(many=True, min_length=1, max_length=MAX_BATCH)
-    workspace = serializers.SlugField(required=False, help_text="Staff callers only.")
 
 
 class RecordedSerializer(serializers.Serializer):
@@ -216,10 +256,10 @@ class ConsentEventsView(APIView):
         parameters=[
             OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
             OpenApiParameter("Sec-GPC", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("workspace", OpenApiTypes.STR, description="Workspace slug (staff callers)."),
         ],
         request=EventBatchInSerializer,
-        responses={201: EventsOutSerializer, 400: ProblemSerializer, 403: ProblemSerializer,
-                   409: ProblemSerializer, 429: ProblemSerializer},
+        responses={201: EventsOutSerializer, **PROBLEMS},
         examples=[OpenApiExample("Batch", value=EVENT_EXAMPLE, request_only=True)],
         tags=["consent"],
     )
@@ -227,8 +267,6 @@ class ConsentEventsView(APIView):
         data = request.data
         if isinstance(data, dict) and "events" not in data:
             data = {"events": [data]}  # a single event
-        elif isinstance(data, dict) and "workspace" in data and isinstance(data.get("events"), list):
-            data = dict(data)
         serializer = EventBatchInSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         ctx = _context(request, perm="consent.add_consentevent")
@@ -324,7 +362,7 @@ class ConsentStateView(APIView):
     @extend_schema(
         operation_id="consent_state_get", summary="Consent state of a person",
         parameters=IDENTITY_PARAMS,
-        responses={200: StateOutSerializer, 400: ProblemSerializer, 403: ProblemSerializer},
+        responses={200: StateOutSerializer, **PROBLEMS},
         examples=[OpenApiExample("State", response_only=True, value={
             "profile_found": True, "jurisdiction": "JP",
             "purposes": [{"purpose": "marketing_email", "state": "given", "purpose_version": 1,
@@ -400,7 +438,7 @@ class ConsentCheckView(APIView):
     @extend_schema(
         operation_id="consent_check", summary="Check consent for one purpose",
         parameters=[*IDENTITY_PARAMS, OpenApiParameter("purpose", OpenApiTypes.STR, required=True)],
-        responses={200: CheckOutSerializer, 400: ProblemSerializer, 403: ProblemSerializer},
+        responses={200: CheckOutSerializer, **PROBLEMS},
         examples=[OpenApiExample("Allowed", response_only=True, value={
             "allowed": True, "purpose": "marketing_email", "purpose_version": 1, "basis": "consent",
             "reason": "consent_given", "state": "given", "profile_found": True,
@@ -412,9 +450,7 @@ class ConsentCheckView(APIView):
         purpose = params.get("purpose", "")
         if not purpose:
             raise DomainError("Give ?purpose=<code>.", code="purpose_required")
-        query = IdentityQuery(data=params)
-        query.is_valid(raise_exception=True)
-        q = query.validated_data
+        q = _identity_params(params)
         auth = request.auth
         if isinstance(auth, SiteCredential):
             workspace = auth.site.workspace
@@ -430,6 +466,46 @@ class ConsentCheckView(APIView):
         return Response(result.as_dict())
 
 
+def consent_check_fast(request):
+    """The check hot path for site keys without DRF's per-request machinery.
+
+    Same rules, errors and JSON as :class:`ConsentCheckView` (which it falls back to for staff
+    callers, bad keys and anything unusual); the URL maps here and the schema is generated from
+    the class (``cls`` below).
+    """
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if request.method == "GET" and header.startswith("Bearer mc"):
+        credential = credential_for(header[7:])
+        origin = request.headers.get("Origin")
+        if credential is not None and not (origin and credential.kind == KeyKind.PUBLISHABLE):
+            try:
+                rate_limit_hit(key_id=credential.key_id, limit_per_minute=credential.site.rate_limit_per_minute)
+                params = request.GET
+                purpose = params.get("purpose", "")
+                if not purpose:
+                    raise DomainError("Give ?purpose=<code>.", code="purpose_required")
+                q = _identity_params(params)
+                if credential.kind == KeyKind.PUBLISHABLE and q["identity_kind"] != IdentityKind.BROWSER_ID:
+                    raise KeyScopeError("A publishable key may only check consent for a browser id.")
+                workspace = credential.site.workspace
+                result = consent_check(
+                    workspace_id=workspace.pk, default_jurisdiction=workspace.default_jurisdiction,
+                    purpose_code=purpose, kind=q["identity_kind"], value=q["identity_value"],
+                    namespace=q["identity_namespace"],
+                )
+            except DomainError as exc:
+                return problem_response(status_code=exc.status_code, code=exc.code, title=exc.title,
+                                        detail=exc.detail, extra=exc.extra)
+            return JsonResponse(result.as_dict())
+    return _check_view(request)
+
+
+_check_view = ConsentCheckView.as_view()
+consent_check_fast.cls = ConsentCheckView  # drf-spectacular documents the class
+consent_check_fast.initkwargs = {}
+consent_check_fast.csrf_exempt = True
+
+
 # --- receipts and purposes -------------------------------------------------------------------
 
 
@@ -441,11 +517,16 @@ class ConsentReceiptView(APIView):
     @extend_schema(
         operation_id="consent_receipt_get", summary="Consent receipt",
         description="JSON receipt. The response's `html_url` is the person's human-readable copy.",
+        parameters=[OpenApiParameter("record_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Kantara v1.1 receipt"),
-                   404: ProblemSerializer},
+                   **PROBLEMS},
         tags=["consent"],
     )
-    def get(self, request: Request, record_id) -> Response:
+    def get(self, request: Request, record_id: str) -> Response:
+        try:
+            record_id = uuid.UUID(record_id)
+        except ValueError:
+            raise NotFound("No consent record with this id.", code="receipt_not_found") from None
         auth = request.auth
         if isinstance(auth, SiteCredential):
             if auth.kind != KeyKind.SECRET:
@@ -487,19 +568,26 @@ class PurposeListView(APIView):
     @extend_schema(
         operation_id="purposes_list", summary="Published purposes",
         parameters=[OpenApiParameter("lang", OpenApiTypes.STR, enum=["en", "ja"])],
-        responses={200: PurposeOutSerializer(many=True), 304: OpenApiResponse(description="Not modified")},
+        responses={200: PurposeOutSerializer(many=True), 304: OpenApiResponse(description="Not modified"),
+                   **PROBLEMS},
         tags=["purposes"],
     )
     def get(self, request: Request) -> Response:
-        lang = request.query_params.get("lang") or getattr(request, "LANGUAGE_CODE", "en") or "en"
-        lang = "ja" if str(lang).startswith("ja") else "en"
+        lang = request.query_params.get("lang")
+        if lang is not None and lang not in ("en", "ja"):
+            raise DomainError("lang must be 'en' or 'ja'.", code="invalid_lang")
+        lang = lang or ("ja" if str(getattr(request, "LANGUAGE_CODE", "en")).startswith("ja") else "en")
         etag = catalogue.get().etag[:-1] + f'-{lang}"'
         if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
             response = HttpResponse(status=304)
             response["ETag"] = etag
+            response["Access-Control-Allow-Origin"] = "*"
             return response
         response = Response(purposes_published(locale=lang))
         response["ETag"] = etag
         response["Cache-Control"] = "public, max-age=60"
         response["Vary"] = "Accept-Language"
+        # Public catalogue, no credentials: any website's snippet may read it.
+        response["Access-Control-Allow-Origin"] = "*"
+        response["Access-Control-Expose-Headers"] = "ETag"
         return response

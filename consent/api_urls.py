@@ -5,7 +5,7 @@ from consent import api
 urlpatterns = [
     path("consent/events", api.ConsentEventsView.as_view(), name="consent-events"),
     path("consent/state", api.ConsentStateView.as_view(), name="consent-state"),
-    path("consent/check", api.ConsentCheckView.as_view(), name="consent-check"),
-    path("consent/receipts/<uuid:record_id>", api.ConsentReceiptView.as_view(), name="consent-receipt"),
+    path("consent/check", api.consent_check_fast, name="consent-check"),
+    path("consent/receipts/<str:record_id>", api.ConsentReceiptView.as_view(), name="consent-receipt"),
     path("purposes/", api.PurposeListView.as_view(), name="purposes"),
 ]

@@ -11,7 +11,7 @@ class ConsentConfig(AppConfig):
     def ready(self) -> None:
         from corsheaders.signals import check_request_enabled
 
-        from consent import receivers
+        from consent import receivers, schema  # noqa: F401 - registers the OpenAPI extension
         from governance.subjects.signals import profile_merged, profile_shredded
 
         profile_shredded.connect(receivers.on_profile_shredded, dispatch_uid="consent-shred")

@@ -221,16 +221,20 @@ class ConsentEvent(models.Model):
     seq = models.BigIntegerField(unique=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     entry_hash = models.CharField(max_length=64, editable=False)
-    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+")
+    # Single-column FK indexes are left out where a composite index below starts with the column
+    # (or nothing looks events up by it): each index costs time on every batch insert.
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+", db_index=False)
     site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
-    profile = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="consent_events")
+    profile = models.ForeignKey(
+        Profile, on_delete=models.PROTECT, related_name="consent_events", db_index=False
+    )
     subject_pseudonym = models.CharField(max_length=64, editable=False)
     identity_kind = models.CharField(max_length=16, editable=False)
     identity_index = models.CharField(
         max_length=64, blank=True, default="", editable=False,
         help_text=_("Blind index of the identity presented; blanked on erasure."),
     )
-    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="events")
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="events", db_index=False)
     purpose_version = models.PositiveIntegerField()
     state = models.CharField(max_length=12, choices=ConsentStateValue.choices)
     method = models.CharField(max_length=20, choices=Method.choices)
@@ -266,14 +270,18 @@ class ConsentEvent(models.Model):
 class ConsentState(models.Model):
     """The current decision per profile × purpose, derived from events in the same transaction."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+")
-    profile = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="consent_states")
+    # The unique (profile, purpose) index serves profile lookups; events are never deleted, so
+    # last_event needs no index for PROTECT checks.
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+", db_index=False)
+    profile = models.ForeignKey(
+        Profile, on_delete=models.PROTECT, related_name="consent_states", db_index=False
+    )
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="states")
     purpose_version = models.PositiveIntegerField()
     state = models.CharField(max_length=12, choices=ConsentStateValue.choices)
     method = models.CharField(max_length=20, choices=Method.choices)
     occurred_at = models.DateTimeField()
-    last_event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
+    last_event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+", db_index=False)
     gpc_first_seen_at = models.DateTimeField(null=True, blank=True)
     needs_renewal = models.BooleanField(default=False)
 
@@ -319,6 +327,9 @@ class ChainHead(models.Model):
     class Meta:
         verbose_name = _("consent chain head")
 
+    def __str__(self) -> str:
+        return f"consent chain head at {self.seq}"
+
 
 class IdempotencyRecord(models.Model):
     """The stored answer to a request sent with ``Idempotency-Key`` (per caller scope)."""
@@ -346,6 +357,9 @@ class RateWindow(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key_id", "window"], name="rate_window_unique")]
+
+    def __str__(self) -> str:
+        return f"rate window {self.key_id}@{self.window}"
 
 
 class WebhookEndpoint(models.Model):

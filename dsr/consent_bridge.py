@@ -33,11 +33,22 @@ def _purpose_codes(request: DataSubjectRequest) -> list[str] | None:
     given = request_details(request).get("purposes")
     if given:
         return list(given)
-    defaults = {
-        RequestType.OPT_OUT_SALE: getattr(settings, "MAMORU_DSR_SALE_PURPOSES", ["sale", "sharing"]),
-        RequestType.LIMIT_SENSITIVE: getattr(settings, "MAMORU_DSR_SENSITIVE_PURPOSES", ["sensitive"]),
-    }
-    return defaults.get(request.request_type)
+    categories = {
+        RequestType.OPT_OUT_SALE: ["sale", "sharing"],
+        RequestType.LIMIT_SENSITIVE: ["limit_sensitive"],
+    }.get(request.request_type)
+    if categories is None:
+        return None
+    configured = getattr(settings, "MAMORU_DSR_CCPA_PURPOSES", {}).get(request.request_type)
+    if configured:
+        return list(configured)
+    # The purposes whose published version carries the CCPA category.
+    from django.apps import apps
+
+    purpose = apps.get_model("consent", "Purpose")
+    return list(
+        purpose.objects.filter(current_version__ccpa_category__in=categories).values_list("code", flat=True)
+    )
 
 
 def _profile(request: DataSubjectRequest):
@@ -66,9 +77,14 @@ def consent_apply(*, request: DataSubjectRequest) -> dict:
         # Art. 18 / 21 without named purposes: every purpose answers "not allowed".
         services.profile_restriction_set(profile=profile, purpose_codes=codes, reason=reason)
         return {"rows_changed": len(codes or []) or 1, "restricted": codes or "all"}
+    if kind in {RequestType.OPT_OUT_SALE, RequestType.LIMIT_SENSITIVE} and not codes:
+        raise NodeFailed(f"no purpose carries the CCPA category for {kind}: nothing to opt out of; "
+                         "name the purposes in details.purposes")
+    # CCPA opt-outs are refusals; an objection withdraws what was given.
+    state = "withdrawn" if kind == RequestType.OBJECTION else "refused"
     for code in codes or []:
         services.consent_record_for_profile(
-            profile=profile, purpose_code=code, state="withdrawn", method=f"dsr:{kind}", note=reason,
+            profile=profile, purpose_code=code, state=state, method="dsr", note=reason,
         )
     if kind == RequestType.LIMIT_SENSITIVE:
         services.profile_restriction_set(profile=profile, purpose_codes=codes, reason=reason)

@@ -2,7 +2,7 @@
 
 The demo (``seed_demo``) creates under ``var/demo/``: a shop database (customers, orders, order
 lines) and a CRM database (support tickets) as SQLite files, a mailing-list API database served by
-``manage.py run_demo_mailing`` on 127.0.0.1:8765, and loads a data map for them.
+``manage.py run_demo_mailing`` on 127.0.0.1:8781, and loads a data map for them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from django.conf import settings
 
-DEMO_MAILING_PORT = int(os.environ.get("MAMORU_DEMO_MAILING_PORT", "8765"))
+DEMO_MAILING_PORT = int(os.environ.get("MAMORU_DEMO_MAILING_PORT", "8781"))
 DEMO_MAILING_TOKEN = "demo-mailing-token"
 DEMO_SUBJECTS = [
     # (email, name, locale) — the people a new user can try requests for.
@@ -135,7 +135,6 @@ stores:
         description: Newsletter subscriptions
         options:
           lookup: {{path: /members, params: {{email: "{{email}}"}}, rows: data}}
-          read: {{path: "/members/{{id}}", row: data}}
           update: {{method: PATCH, path: "/members/{{id}}"}}
           delete: {{method: DELETE, path: "/members/{{id}}"}}
           pagination: {{type: page, param: page, size_param: per_page, size: 100}}
@@ -158,10 +157,10 @@ REDIS_TEMPLATE = """\
     collections:
       sessions:
         description: Web sessions
-        options: {{type: hash, key: "{prefix}session:{{session_id}}"}}
+        options: {{type: hash, key: "{prefix}session:{{customer_id}}"}}
         fields:
-          session_id: {{primary_key: true, category: user.device.cookie_id}}
-          customer_id: {{references: [shop.customers.id]}}
+          customer_id: {{primary_key: true, references: [shop.customers.id]}}
+          session_id: {{category: user.device.cookie_id}}
           email: {{category: user.contact.email, identity: email, strategy: delete_row}}
           ip: {{category: user.device.ip_address}}
       devices:
@@ -241,8 +240,7 @@ def dataset_write(*, data: dict[str, list[dict]], shop: sa.Engine, crm: sa.Engin
     if redis_client is not None:
         pipe = redis_client.pipeline(transaction=False)
         for s in data["sessions"]:
-            pipe.hset(f"{redis_prefix}session:{s['session_id']}",
-                      mapping={k: v for k, v in s.items() if k != "session_id"})
+            pipe.hset(f"{redis_prefix}session:{s['customer_id']}", mapping=s)
         for d in data["devices"]:
             pipe.sadd(f"{redis_prefix}devices:{d['customer_id']}", d["device_id"])
         pipe.execute()

@@ -29,7 +29,7 @@ MEMBER_PATH = re.compile(r"^/members/(\d+)$")
 
 
 class MailingApp:
-    def __init__(self, db_path: str | Path, *, token: str = "demo-mailing-token"):
+    def __init__(self, db_path: str | Path, *, token: str = "demo-mailing-token"):  # noqa: S107 - demo
         self.db_path = str(db_path)
         self.token = token
         self.fail_next = 0
@@ -42,7 +42,7 @@ class MailingApp:
                 "CREATE TABLE IF NOT EXISTS members (id INTEGER PRIMARY KEY, email TEXT, name TEXT, "
                 "list_name TEXT, status TEXT, subscribed_at TEXT)"
             )
-            db.execute("CREATE INDEX IF NOT EXISTS members_email ON members(email)")
+            db.execute("CREATE INDEX IF NOT EXISTS members_email_nocase ON members(email COLLATE NOCASE)")
 
     def _db(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, timeout=30)
@@ -84,7 +84,7 @@ class MailingApp:
             email = query.get("email", [""])[0]
             with self._db() as db:
                 rows = db.execute(
-                    "SELECT * FROM members WHERE lower(email) = lower(?) ORDER BY id LIMIT ? OFFSET ?",
+                    "SELECT * FROM members WHERE email = ? COLLATE NOCASE ORDER BY id LIMIT ? OFFSET ?",
                     (email, per_page, (page - 1) * per_page),
                 ).fetchall()
             return self._json(start_response, "200 OK", {"data": [dict(r) for r in rows], "page": page})

@@ -44,15 +44,17 @@ def _purposes(request: DataSubjectRequest) -> list[dict]:
     except LookupError:
         return []
     rows = []
-    queryset = model.objects.all()
-    if any(f.name == "workspace" for f in model._meta.get_fields()):
-        queryset = queryset.filter(workspace=request.workspace)
-    for purpose in queryset[:200]:
+    for purpose in model.objects.select_related("current_version")[:200]:
+        version = getattr(purpose, "current_version", None)
+        if version is None:
+            continue
+        retention = getattr(version, "retention_days", None)
         rows.append({
-            "code": str(getattr(purpose, "code", purpose.pk)),
-            "name": str(getattr(purpose, "name", "") or getattr(purpose, "title", "") or purpose),
-            "legal_basis": str(getattr(purpose, "legal_basis", "") or ""),
-            "retention": str(getattr(purpose, "retention", "") or ""),
+            "code": purpose.code,
+            "name": version.name(request.locale) if hasattr(version, "name") else purpose.code,
+            "legal_basis": str(getattr(version, "gdpr_basis", "") or ""),
+            "retention": f"{retention} days" if retention else "",
+            "recipients": list(getattr(version, "recipients", None) or []),
         })
     return rows
 
@@ -77,8 +79,13 @@ def art15_information(request: DataSubjectRequest, counts: dict[str, int]) -> di
         sources.append({"collection": address, "store": store.name, "description": collection.description})
         if store.type == "http":
             recipients.append({"store": store.key, "name": store.name, "description": store.description})
+    purposes = _purposes(request)
+    for purpose in purposes:
+        for recipient in purpose.get("recipients", []):
+            name = recipient.get("name", "") if isinstance(recipient, dict) else recipient
+            recipients.append({"store": "", "name": str(name), "description": f"purpose {purpose['code']}"})
     return {
-        "purposes": _purposes(request),
+        "purposes": purposes,
         "categories": [{"code": k, "label": v} for k, v in sorted(categories.items())],
         "recipients": recipients,
         "retention": retention,

@@ -16,11 +16,10 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.formats import date_format
 
 from audit.services import CREATE, UPDATE, change_record
 from dsr import deadlines
-from dsr.execution import event_add, plan_create, request_advance
+from dsr.execution import dispatch, event_add, plan_create, request_advance
 from dsr.models import (
     OPEN_STATUSES,
     Channel,
@@ -44,6 +43,9 @@ ERR_STATE = "The request cannot do this in its current state."
 ERR_REASON = "Give a reason of at least 10 characters."
 ERR_EXTENDED = "The deadline was already extended once."
 ERR_DETAILS = "The request details are not valid."
+ERR_POINTS = ("Requests for specific pieces of information (CCPA) need two more matching data points "
+              "(phone, full_name, postal_code or birth_date in details.verification) and "
+              "details.declaration_signed.")
 MAX_DETAILS_BYTES = 16_000
 
 
@@ -72,8 +74,9 @@ def _code_hash(request: DataSubjectRequest, code: str) -> str:
     return hmac.new(key, f"{request.id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def _type_label(request: DataSubjectRequest) -> str:
-    return str(RequestType(request.request_type).label)
+def _type_label(request: DataSubjectRequest):
+    # Lazy: rendered in the recipient's language by the mail template.
+    return RequestType(request.request_type).label
 
 
 def _language(locale: str | None) -> str:
@@ -108,7 +111,7 @@ def _send_code(request: DataSubjectRequest) -> None:
     request.code_expires_at = timezone.now() + _code_ttl()
     request.code_attempts = 0
     request.save(update_fields=["code_hash", "code_expires_at", "code_attempts"])
-    due = date_format(request.due_at, "DATE_FORMAT")
+    due = request.due_at
     minutes = int(_code_ttl().total_seconds() // 60)
     transaction.on_commit(lambda: mail_subject(
         request=request, template="code", code=code, minutes=minutes, due=due,
@@ -181,13 +184,14 @@ def dsr_request_verify(*, request: DataSubjectRequest, code: str) -> DataSubject
         given = _code_hash(request, str(code or "").strip())
         fresh = request.code_expires_at is not None and request.code_expires_at > timezone.now()
         ok = bool(expected) and hmac.compare_digest(expected, given) and fresh
-        if not ok:
+        points_missing = ok and not _ccpa_points_match(request)
+        if not ok or points_missing:
             request.code_attempts += 1
             request.save(update_fields=["code_attempts"])
-            event_add(request, "verification_failed", f"wrong or expired code (attempt {request.code_attempts})")
-            failed = True
-        else:
-            failed = False
+            event_add(request, "verification_failed",
+                      "code right, but too few matching data points (CCPA)" if points_missing
+                      else f"wrong or expired code (attempt {request.code_attempts})")
+        if ok and not points_missing:
             now = timezone.now()
             request.code_hash = ""
             request.code_expires_at = None
@@ -205,10 +209,39 @@ def dsr_request_verify(*, request: DataSubjectRequest, code: str) -> DataSubject
                 event_add(request, "awaiting_approval", "waiting for DPO approval")
             else:
                 _start(request, actor=None)
-    if failed:
+    if points_missing:
+        raise VerificationFailed(ERR_POINTS, code="more_data_points_needed")
+    if not ok:
         # Raised after the transaction so the attempt counter stays incremented.
         raise VerificationFailed(ERR_CODE, extra={"attempts_left": max(0, max_attempts - request.code_attempts)})
     return request
+
+
+def _ccpa_points_match(request: DataSubjectRequest) -> bool:
+    """CCPA (Cal. Code Regs. §7062): specific pieces of information need the e-mail plus two more
+    matching data points and a signed declaration. Other requests pass."""
+    details = json.loads(request.details) if request.details else {}
+    if not (request.jurisdiction == Jurisdiction.US_CA and details.get("specific_pieces")
+            and request.request_type in {RequestType.ACCESS, RequestType.PORTABILITY}):
+        return True
+    from governance.subjects.selectors import profile_get_by_identity
+
+    profile = profile_get_by_identity(workspace=request.workspace, kind="email", value=request.email)
+    given = details.get("verification") or {}
+    if profile is None or not details.get("declaration_signed"):
+        return False
+    matches = 0
+    if given.get("phone"):
+        try:
+            same = profile_get_by_identity(workspace=request.workspace, kind="phone", value=given["phone"],
+                                           jurisdiction=request.jurisdiction)
+        except DomainError:
+            same = None
+        matches += int(same is not None and same.pk == profile.pk)
+    for name in ("full_name", "postal_code", "birth_date"):
+        theirs, ours = str(given.get(name) or "").strip().casefold(), str(getattr(profile, name) or "").strip().casefold()
+        matches += int(bool(theirs) and theirs == ours)
+    return matches >= 2
 
 
 def _requires_approval(request: DataSubjectRequest) -> bool:
@@ -291,7 +324,7 @@ def dsr_request_extend(*, request: DataSubjectRequest, actor, reason: str) -> Da
         request.save(update_fields=["due_at", "extended_at", "extension_reason"])
         event_add(request, "extended", f"deadline extended to {request.due_at:%Y-%m-%d}", actor=actor)
         change_record(actor=actor, obj=request, action=UPDATE, fields=["due_at", "extension_reason"], note="extended")
-        due = date_format(request.due_at, "DATE_FORMAT")
+        due = request.due_at
         transaction.on_commit(lambda: mail_subject(request=request, template="extended", reason=reason.strip(),
                                                    due=due, type_label=_type_label(request)))
     return request
@@ -307,6 +340,10 @@ def dsr_request_retry(*, request: DataSubjectRequest, actor) -> DataSubjectReque
             task.attempts = 0
             task.lease = None
             task.save(update_fields=["status", "attempts", "lease"])
+        # Nodes queued while the request was paused had their messages skipped: send them again.
+        stranded = list(RequestTask.objects.filter(
+            request=request, status__in=[TaskStatus.QUEUED, TaskStatus.RETRY_WAIT]).values_list("pk", flat=True))
+        dispatch(stranded)
         request.status = RequestStatus.RUNNING
         request.attention_reason = ""
         request.save(update_fields=["status", "attention_reason"])
@@ -353,7 +390,7 @@ def request_complete(*, request: DataSubjectRequest) -> None:
         mail_subject(
             request=request, template="completed", url=url, type_label=_type_label(request),
             erased=request.request_type == RequestType.ERASURE,
-            expires=date_format(package.expires_at, "DATE_FORMAT") if url and package else "",
+            expires=package.expires_at if url and package else None,
         )
 
     transaction.on_commit(notify)
@@ -375,8 +412,25 @@ def dsr_deadline_reminders(*, within_days: int | None = None) -> int:
             DataSubjectRequest.objects.filter(pk=request.pk).update(reminded_at=now)
             event_add(request, "reminder", f"due on {request.due_at:%Y-%m-%d}: DPOs reminded")
             transaction.on_commit(lambda r=request: mail_staff(
-                request=r, template="reminder", due=date_format(r.due_at, "DATE_FORMAT"),
-                type_label=_type_label(r), status_label=str(RequestStatus(r.status).label)))
+                request=r, template="reminder", due=r.due_at,
+                type_label=_type_label(r), status_label=RequestStatus(r.status).label))
+        count += 1
+    return count
+
+
+def dsr_packages_expire(*, now=None) -> int:
+    """Delete the files of access packages whose link has expired (the record stays)."""
+    import os
+
+    from dsr.models import AccessPackage
+
+    now = now or timezone.now()
+    count = 0
+    for package in AccessPackage.objects.filter(deleted_at=None, expires_at__lte=now):
+        if os.path.exists(package.path):
+            os.remove(package.path)
+        AccessPackage.objects.filter(pk=package.pk).update(deleted_at=now)
+        event_add(package.request, "package_expired", "access package file deleted after the link expired")
         count += 1
     return count
 
@@ -386,6 +440,7 @@ def dsr_records_purge(*, now=None) -> int:
     from dsr.files import request_dir_remove
 
     now = now or timezone.now()
+    dsr_packages_expire(now=now)
     expired = list(DataSubjectRequest.objects.filter(keep_until__lte=now))
     for request in expired:
         with transaction.atomic():

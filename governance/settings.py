@@ -81,7 +81,6 @@ INSTALLED_APPS += [
         "dsr",
     )
     if (BASE_DIR / app.replace(".", "/") / "apps.py").exists()
-    and not os.environ.get("MAMORU_CORE_ONLY")  # TEMP(lead): while feature apps are mid-build
 ]
 
 MIDDLEWARE = [
@@ -241,6 +240,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"JurisdictionEnum": "governance.subjects.models.Jurisdiction"},
 }
 
 # --- Celery ----------------------------------------------------------------------------------
@@ -252,6 +252,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "store_processed": False,
+        "control_folder": str(VAR_DIR / "celery" / "control"),
     }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -283,6 +284,8 @@ MAMORU_DEMO_SEEDERS = [
     "governance.subjects.demo.seed",
     "consent.demo.seed",
     "dsr.demo.seed",
+    "governance.pii.demo.seed",
+    "audit.demo.seed",
 ]
 
 AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
@@ -340,6 +343,19 @@ MAMORU_DSR_NODE_TIMEOUT_SECONDS = env.int("MAMORU_DSR_NODE_TIMEOUT_SECONDS", def
 MAMORU_DSR_LOST_MESSAGE_SECONDS = env.int("MAMORU_DSR_LOST_MESSAGE_SECONDS", default=300)
 MAMORU_DSR_FILES_DIR = env("MAMORU_DSR_FILES_DIR", default=str(VAR_DIR / "dsr"))
 MAMORU_PUBLIC_URL = env("MAMORU_PUBLIC_URL", default="http://127.0.0.1:8000")
+# The demo's mailing-list API (a data-map store), started by `manage.py run_demo` / `make run`.
+MAMORU_DEMO_PROCESSES["dsr-mailing"] = ["{python}", str(BASE_DIR / "manage.py"), "run_demo_mailing"]
 CELERY_BEAT_SCHEDULE["dsr-watchdog"] = {"task": "dsr.watchdog", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["dsr-deadline-reminders"] = {"task": "dsr.deadline_reminders", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["dsr-records-purge"] = {"task": "dsr.records_purge", "schedule": 86400.0}
+
+# --- audit exports, anomalies & portal ---
+# Background audit export files (encrypted at rest) are deleted and their keys shredded after this.
+MAMORU_AUDIT_EXPORT_TTL_HOURS = env.int("MAMORU_AUDIT_EXPORT_TTL_HOURS", default=72)
+# Portal rate limits per client address (counted in the cache: configure a shared one in production).
+MAMORU_PORTAL_SUBMITS_PER_HOUR = env.int("MAMORU_PORTAL_SUBMITS_PER_HOUR", default=10)
+MAMORU_PORTAL_VERIFY_PER_10MIN = env.int("MAMORU_PORTAL_VERIFY_PER_10MIN", default=20)
+# The portal (dsr.portal) is a sub-package, not an app: its translations are listed here.
+LOCALE_PATHS = [*LOCALE_PATHS, BASE_DIR / "dsr" / "portal" / "locale"]
+CELERY_BEAT_SCHEDULE["audit-anomalies-evaluate"] = {"task": "audit.anomalies_evaluate", "schedule": 900.0}
+CELERY_BEAT_SCHEDULE["audit-exports-purge"] = {"task": "audit.exports_purge", "schedule": 3600.0}

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import IO
 
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from audit.exporters import register
@@ -109,7 +109,7 @@ class XlsxExporter(BaseExporter):
             sheet.append(list(row))
             in_sheet += 1
         if table.meta or table.summary:
-            info = workbook.create_sheet(title=_t("About"))
+            info = workbook.create_sheet(title=gettext("About"))
             for label, value in [*table.meta, *table.summary]:
                 info.append([str(label), str(value)])
         workbook.save(handle)
@@ -176,12 +176,12 @@ class PdfExporter(BaseExporter):
         )
         story.append(grid)
         story.append(Spacer(1, 3 * mm))
-        story.append(Paragraph(_escape(_t("Rows: %(total)d") % {"total": total}), text))
+        story.append(Paragraph(_escape(gettext("Rows: %(total)d") % {"total": total}), text))
         if total > shown:
             story.append(
                 Paragraph(
                     _escape(
-                        _t("The first %(shown)d rows are shown; export CSV or XLSX for all of them.")
+                        gettext("The first %(shown)d rows are shown; export CSV or XLSX for all of them.")
                         % {"shown": shown}
                     ),
                     text,

@@ -197,7 +197,8 @@ def audit_export_download(
     if export.status != ExportStatus.DONE or export.streamed:
         raise ExportNotReady(ERR_NOT_READY)
     path = storage.exports_dir() / export.file_name
-    if (export.expires_at and export.expires_at <= timezone.now()) or not path.exists():
+    expired = export.expires_at is not None and export.expires_at <= timezone.now()
+    if expired or not export.file_name or not path.is_file():
         raise ExportGone(ERR_EXPIRED)
     audit_services.access_record(
         actor=user, obj=export, fields=["file"], reason="audit export download", request=request,

@@ -2,7 +2,7 @@
 
 Store ``connection``::
 
-    base_url: http://127.0.0.1:8765
+    base_url: http://127.0.0.1:8781
     auth: {header: Authorization, token: "Bearer ${MAILING_TOKEN}"}   # or token: "…" (Bearer)
     timeout: 10
     rate_limit_per_second: 20

@@ -36,6 +36,19 @@ def _key_regex(template: str) -> re.Pattern:
 
 
 
+def _glob_escape(value: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", value)
+
+
+def _glob_escape_literal(template: str) -> str:
+    """Escape glob characters in the template's literal parts (not in its placeholders)."""
+    parts, last = [], 0
+    for match in PLACEHOLDER.finditer(template):
+        parts.append(_glob_escape(template[last : match.start()]) + match.group(0))
+        last = match.end()
+    return "".join(parts) + _glob_escape(template[last:])
+
+
 @register
 class RedisConnector(BaseConnector):
     identifier = "redis"
@@ -78,11 +91,16 @@ class RedisConnector(BaseConnector):
             for combo in itertools.product(*[inputs[n] for n in names]):
                 yield template.format(**{n: str(v) for n, v in zip(names, combo, strict=True)})
             return
-        pattern = PLACEHOLDER.sub("*", template)
-        try:
-            yield from self.client.scan_iter(match=pattern, count=1000)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
+        # Scan, narrowing the pattern with the placeholders that do have values.
+        known = [n for n in names if inputs.get(n)]
+        combos = itertools.product(*[inputs[n] for n in known]) if known else [()]
+        for combo in combos:
+            values = {n: _glob_escape(str(v)) for n, v in zip(known, combo, strict=True)}
+            pattern = PLACEHOLDER.sub(lambda m, v=values: v.get(m.group(1), "*"), _glob_escape_literal(template))
+            try:
+                yield from self.client.scan_iter(match=pattern, count=1000)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise StoreUnavailable(f"redis: {exc}") from exc
 
     def _rows(self, collection: CollectionSpec, kind: str, template: str, keys: list[str]) -> list[dict]:
         regex = _key_regex(template)

@@ -285,6 +285,9 @@ def datamap_parse(text: str, *, filename: str = "<datamap>") -> list[StoreSpec]:
                     add(fpath + ("strategy_options",), ERR_NOT_MAPPING)
                     spec.strategy_options = {}
                 fields.append(spec)
+            if any(f.effective_strategy for f in fields) and not any(f.primary_key for f in fields):
+                add(cpath + ("fields",), "a collection with erasure strategies needs a primary_key field "
+                    "(rows are changed and verified by key)")
             collections.append(
                 CollectionSpec(
                     store=str(store_key), name=str(coll_name), fields=fields,

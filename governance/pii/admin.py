@@ -42,21 +42,26 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-def charts_context(days: int = CHART_DAYS) -> dict:
-    """Server-side SVG charts: findings per entity per day, and totals by field and source."""
+def charts_context(days: int = CHART_DAYS, base=None, filtered: bool = False) -> dict:
+    """Server-side SVG charts: findings per entity per day, and totals by field and source.
+
+    ``base``: the admin's filtered findings, so that filtering by source, field or workspace
+    shows that slice over time.
+    """
     until = timezone.now()
     since = until - timedelta(days=days)
-    rows = findings_counts(since=since, until=until, bucket="day")
+    rows = findings_counts(since=since, until=until, bucket="day", base=base)
     dates = [(timezone.localtime(since) + timedelta(days=i)).date() for i in range(days + 1)]
     series: dict[str, list[int]] = defaultdict(lambda: [0] * len(dates))
     index = {d: i for i, d in enumerate(dates)}
     for row in rows:
         if row["date"] in index:
             series[row["entity_type"]][index[row["date"]]] = row["count"]
-    by_field = findings_totals(since=since, until=until, by="field_path")[:12]
-    by_source = findings_totals(since=since, until=until, by="source")[:12]
+    by_field = findings_totals(since=since, until=until, by="field_path", base=base)[:12]
+    by_source = findings_totals(since=since, until=until, by="source", base=base)[:12]
     return {
         "chart_days": days,
+        "chart_filtered": filtered,
         "open_alerts": open_alerts_count(),
         "chart_over_time": line_chart(
             title=str(_("Findings per day by entity")), labels=[d.isoformat() for d in dates],
@@ -86,7 +91,13 @@ class ScanFindingAdmin(ReadOnlyAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), **charts_context()}
+        try:
+            changelist = self.get_changelist_instance(request)
+            base = changelist.get_queryset(request)
+            filtered = changelist.has_filters and bool(changelist.get_filters_params())
+        except Exception:  # noqa: BLE001 - bad filter parameters: Django's view shows the error
+            base, filtered = None, False
+        extra_context = {**(extra_context or {}), **charts_context(base=base, filtered=filtered)}
         return super().changelist_view(request, extra_context=extra_context)
 
 

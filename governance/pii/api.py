@@ -96,6 +96,12 @@ class FindingSerializer(serializers.Serializer):
     end = serializers.IntegerField()
 
 
+class ScanResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    findings = FindingSerializer(many=True)
+    redacted = serializers.JSONField(required=False, help_text="Redacted copy (text or record).")
+
+
 SCAN_EXAMPLE_RECORDS = {
     "records": [
         {"email": "taro@example.jp", "電話番号": "090-1234-5678", "notes": "card 4111 1111 1111 1111"}
@@ -111,7 +117,7 @@ class ScanView(APIView):
     required_perm = "pii.scan_text"
     permission_classes = [HasPiiPermission]
 
-    class InputSerializer(serializers.Serializer):
+    class ScanInputSerializer(serializers.Serializer):
         text = serializers.CharField(required=False, trim_whitespace=False)
         texts = serializers.ListField(
             child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False
@@ -128,13 +134,8 @@ class ScanView(APIView):
                 )
             return attrs
 
-    class ResultSerializer(serializers.Serializer):
-        index = serializers.IntegerField()
-        findings = FindingSerializer(many=True)
-        redacted = serializers.JSONField(required=False, help_text="Redacted copy (text or record).")
-
-    class OutputSerializer(serializers.Serializer):
-        results = serializers.ListField(child=serializers.DictField())
+    class ScanOutputSerializer(serializers.Serializer):
+        results = ScanResultSerializer(many=True)
         count = serializers.IntegerField(help_text="Number of findings in all results.")
 
     @extend_schema(
@@ -146,9 +147,9 @@ class ScanView(APIView):
             "limit 413 `body_too_large`. Findings never contain the scanned values. Nothing is "
             "stored. Needs permission `pii.scan_text` (DPO, privacy analyst)."
         ),
-        request=InputSerializer,
+        request=ScanInputSerializer,
         responses={
-            200: OutputSerializer,
+            200: ScanOutputSerializer,
             400: OpenApiResponse(description="Malformed input (`validation_error`, "
                                  "`one_input_required`, `unknown_field`, `unsupported_language`)"),
             413: OpenApiResponse(description="`batch_too_large`, `text_too_long`, `body_too_large`"),
@@ -169,7 +170,7 @@ class ScanView(APIView):
     )
     def post(self, request):
         _reject_unknown(request.data, {"text", "texts", "records", "language", "redact"})
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ScanInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         scanner = scanner_get()
@@ -218,14 +219,14 @@ class IngestProfilesView(APIView):
     required_perm = "pii.ingest_profiles"
     permission_classes = [HasPiiPermission]
 
-    class InputSerializer(serializers.Serializer):
+    class IngestInputSerializer(serializers.Serializer):
         workspace = serializers.SlugField()
         source = serializers.CharField(max_length=100, default="api")
         language = serializers.ChoiceField(choices=LANGUAGES, default="auto")
         on_unexpected = serializers.ChoiceField(choices=("flag", "reject"), default="flag")
         profiles = IngestProfileSerializer(many=True, allow_empty=False)
 
-    class OutputSerializer(serializers.Serializer):
+    class IngestOutputSerializer(serializers.Serializer):
         profiles = serializers.ListField(child=serializers.DictField())
         findings = serializers.ListField(child=FindingSerializer(many=True))
         unexpected = serializers.IntegerField()
@@ -242,9 +243,9 @@ class IngestProfilesView(APIView):
             "nothing stored. At most `MAMORU_PII_MAX_BATCH` (500) profiles. Needs permission "
             "`pii.ingest_profiles`."
         ),
-        request=InputSerializer,
+        request=IngestInputSerializer,
         responses={
-            200: OutputSerializer,
+            200: IngestOutputSerializer,
             400: OpenApiResponse(description="`validation_error`, `unknown_field`, `invalid_identity`, "
                                  "`identity_required`"),
             404: OpenApiResponse(description="Unknown workspace (`not_found`)"),
@@ -277,7 +278,7 @@ class IngestProfilesView(APIView):
                 _check_sizes(profiles, [])
             for index, item in enumerate(profiles):
                 _reject_unknown(item, PROFILE_FIELDS, where=f"in profiles[{index}]: ")
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.IngestInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         _check_sizes(data["profiles"], _strings(data["profiles"], []))

@@ -11,5 +11,8 @@ class PiiConfig(AppConfig):
     def ready(self) -> None:
         from governance.pii import checks  # noqa: F401  (registers the system checks)
         from governance.pii.recognizers import autodiscover
+        from governance.pii.signals import findings_follow_merge
+        from governance.subjects.signals import profile_merged
 
         autodiscover()
+        profile_merged.connect(findings_follow_merge, dispatch_uid="pii.findings_follow_merge")

@@ -43,6 +43,8 @@ NER_LABEL_MAP = {
     "Phone_Number": "PHONE_NUMBER",
     "Email": "EMAIL_ADDRESS",
 }
+# Pipes that neither NER nor Presidio's context words need; excluding them halves NLP time.
+UNNEEDED_PIPES = ("parser", "compound_splitter", "bunsetu_recognizer")
 # NER guesses of these are only supporting evidence: the pattern recognizers are more exact.
 NER_LOW_SCORE_ENTITIES = ["PHONE_NUMBER", "EMAIL_ADDRESS"]
 
@@ -112,7 +114,7 @@ def engine_build(
     nlp_languages = set()
     for language, package in models.items():
         if model_installed(package):
-            nlps[language] = spacy.load(package)
+            nlps[language] = spacy.load(package, exclude=list(UNNEEDED_PIPES))
             nlp_languages.add(language)
         else:
             logger.warning("spaCy model %s for %r is not installed: patterns only", package, language)
@@ -131,7 +133,9 @@ def engine_build(
             if spec.needs_nlp and language not in nlp_languages:
                 continue
             instance = spec.create(language)
-            registry.add_recognizer(instance)
+            if not spec.expensive:
+                # Expensive ones are run by the scanner only where they are wanted.
+                registry.add_recognizer(instance)
             instances[(language, spec.identifier)] = instance
     analyzer = AnalyzerEngine(
         registry=registry, nlp_engine=nlp_engine, supported_languages=languages,

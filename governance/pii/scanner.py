@@ -18,8 +18,8 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from presidio_analyzer import RecognizerResult
 from presidio_anonymizer import AnonymizerEngine
@@ -40,6 +40,23 @@ NUMERIC_HINTS = frozenset(
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 _NAME_LIKE_EN = re.compile(r"^[A-Z][a-z'\-]+(?:\s+[A-Z][A-Za-z'\-\.]+){1,3}$")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
+# Placeholders that fill name and address columns without being anyone's name or address.
+_PLACEHOLDERS = frozenset(
+    {"n/a", "na", "none", "null", "nil", "unknown", "tbd", "test", "なし", "不明", "未定"}
+)
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+_CAPITALISED = re.compile(r"^[\"'(]?[A-Z][a-z]")
+
+
+def english_ner_wanted(text: str) -> bool:
+    """Could English NER find a name or place here? Only when a capitalised word stands inside a
+    sentence, or two stand together ("Alice Brown wrote"); lower-case-only text is skipped."""
+    for sentence in _SENTENCE_SPLIT.split(text):
+        words = sentence.split()
+        flags = [bool(_CAPITALISED.match(word)) for word in words]
+        if any(flags[1:]):
+            return True
+    return False
 
 
 class ScanError(DomainError):
@@ -47,8 +64,7 @@ class ScanError(DomainError):
     title = "The scan request is not valid."
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """One piece of personal data found: where and what, never the value itself."""
 
     entity_type: str
@@ -59,7 +75,7 @@ class Finding:
     end: int
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self._asdict()
         data["score"] = round(self.score, 3)
         return data
 
@@ -116,7 +132,8 @@ class Scanner:
         self._cache: dict[tuple, tuple[Hit, ...]] = {}
         self._cache_lock = threading.Lock()
         self._anonymizer = AnonymizerEngine()
-        self._pattern_specs = [s for s in self.engine.specs if not s.needs_nlp]
+        self._pattern_specs = [s for s in self.engine.specs if not s.needs_nlp and not s.expensive]
+        self._expensive_specs = [s for s in self.engine.specs if not s.needs_nlp and s.expensive]
         self.stats = {"values": 0, "cache_hits": 0, "nlp": 0, "pattern": 0, "skipped": 0}
 
     # --- language -------------------------------------------------------------------------
@@ -141,18 +158,57 @@ class Scanner:
             recognizer = self.engine.instances.get((language, spec.identifier))
             if recognizer is not None:
                 hits.extend(_to_hits(recognizer.analyze(text, list(spec.entities), None)))
-        return hits
+        return hits + self._expensive_hits(text, language, hint, hits, None)
+
+    def _expensive_hits(self, text: str, language: str, hint: str | None, hits: list[Hit],
+                        artifacts) -> list[Hit]:
+        found: list[Hit] = []
+        for spec in self._expensive_specs:
+            if not spec.trigger(text) or not (hint in spec.entities or spec.wanted(text)):
+                continue
+            if artifacts is None and any(
+                hit[0] in spec.entities and hit[3] >= self.threshold for hit in hits
+            ):
+                continue  # a cheap recognizer already found it in this short value
+            recognizer = self.engine.instances.get((language, spec.identifier))
+            if recognizer is None:
+                continue
+            results = recognizer.analyze(text, list(spec.entities), artifacts)
+            if artifacts is not None and results:
+                results = self.engine.analyzer.context_aware_enhancer.enhance_using_context(
+                    text=text, raw_results=results, nlp_artifacts=artifacts,
+                    recognizers=[recognizer],
+                )
+            found.extend(_to_hits(results))
+        return found
 
     def _nlp_hits(self, texts: list[str], language: str) -> list[list[Hit]]:
         if language not in self.engine.nlp_languages:
             return [self._pattern_hits(text, language, None) for text in texts]
+        ner = self.engine.instances.get((language, "spacy_ner"))
+        enhancer = self.engine.analyzer.context_aware_enhancer
         out = []
-        batches = self.engine.nlp_engine.process_batch(texts, language=language, batch_size=64)
+        batches = self.engine.nlp_engine.process_batch(texts, language=language, batch_size=128)
         for text, artifacts in batches:
-            results = self.engine.analyzer.analyze(
-                text=text, language=language, nlp_artifacts=artifacts, score_threshold=0.0
-            )
-            out.append(_to_hits(results))
+            # What AnalyzerEngine.analyze does, minus the recognizers whose trigger says the
+            # text cannot hold their entity (most free text has no '@' and few digits).
+            results = []
+            used = []
+            for spec in self._pattern_specs:
+                if spec.trigger(text):
+                    recognizer = self.engine.instances.get((language, spec.identifier))
+                    if recognizer is not None:
+                        results.extend(recognizer.analyze(text, list(spec.entities), artifacts))
+                        used.append(recognizer)
+            if ner is not None:
+                results.extend(ner.analyze(text, list(ner.supported_entities), artifacts))
+                used.append(ner)
+            if results:
+                results = enhancer.enhance_using_context(
+                    text=text, raw_results=results, nlp_artifacts=artifacts, recognizers=used
+                )
+            hits = _to_hits(results)
+            out.append(hits + self._expensive_hits(text, language, FREE_TEXT, hits, artifacts))
         return out
 
     def _finish(self, hits: list[Hit], value: str, hint: str | None) -> tuple[Hit, ...]:
@@ -173,6 +229,8 @@ class Scanner:
     def _field_evidence(value: str, hint: str) -> Hit | None:
         stripped = value.strip()
         if not stripped or not _HAS_LETTER.search(stripped) or "@" in stripped:
+            return None
+        if (len(stripped) < 2 and stripped.isascii()) or stripped.lower() in _PLACEHOLDERS:
             return None
         start = value.index(stripped[0])
         end = start + len(stripped)
@@ -293,7 +351,9 @@ class Scanner:
                 self.stats["cache_hits"] += 1
                 results[position] = cached
                 continue
-            if leaf.route == "pattern":
+            if leaf.route == "pattern" or (
+                leaf.language == "en" and not english_ner_wanted(leaf.value)
+            ):
                 self.stats["pattern"] += 1
                 hits = self._finish(self._pattern_hits(leaf.value, leaf.language, leaf.hint),
                                     leaf.value, leaf.hint)

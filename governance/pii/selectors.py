@@ -14,8 +14,10 @@ BUCKETS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 GROUPABLE = ("entity_type", "field_path", "source", "channel")
 
 
-def _findings(since: datetime, until: datetime | None) -> QuerySet[ScanFinding]:
-    qs = ScanFinding.objects.filter(created_at__gte=since)
+def _findings(
+    since: datetime, until: datetime | None, base: QuerySet[ScanFinding] | None = None
+) -> QuerySet[ScanFinding]:
+    qs = (ScanFinding.objects.all() if base is None else base).filter(created_at__gte=since)
     if until is not None:
         qs = qs.filter(created_at__lt=until)
     return qs
@@ -28,18 +30,20 @@ def _as_date(value) -> date:
 
 
 def findings_counts(
-    *, since: datetime, until: datetime | None = None, bucket: str = "day", by: str = "entity_type"
+    *, since: datetime, until: datetime | None = None, bucket: str = "day", by: str = "entity_type",
+    base: QuerySet[ScanFinding] | None = None,
 ) -> list[dict]:
     """Return ``[{"date", <by>, "count"}]`` ordered by date, counting findings per bucket.
 
     With the default ``by="entity_type"`` each row is ``{"date", "entity_type", "count"}``.
+    ``base`` restricts the findings counted (the admin passes its filtered list).
     """
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}")
     if by not in GROUPABLE:
         raise ValueError(f"by must be one of {', '.join(GROUPABLE)}")
     rows = (
-        _findings(since, until)
+        _findings(since, until, base)
         .annotate(bucket=BUCKETS[bucket]("created_at"))
         .values("bucket", by)
         .annotate(count=Count("id"))
@@ -48,11 +52,14 @@ def findings_counts(
     return [{"date": _as_date(row["bucket"]), by: row[by], "count": row["count"]} for row in rows]
 
 
-def findings_totals(*, since: datetime, until: datetime | None = None, by: str = "entity_type") -> list[dict]:
+def findings_totals(
+    *, since: datetime, until: datetime | None = None, by: str = "entity_type",
+    base: QuerySet[ScanFinding] | None = None,
+) -> list[dict]:
     """Return ``[{<by>, "count"}]`` over the period, largest first."""
     if by not in GROUPABLE:
         raise ValueError(f"by must be one of {', '.join(GROUPABLE)}")
-    rows = _findings(since, until).values(by).annotate(count=Count("id")).order_by("-count", by)
+    rows = _findings(since, until, base).values(by).annotate(count=Count("id")).order_by("-count", by)
     return list(rows)
 
 

@@ -83,3 +83,51 @@ def test_acknowledge_action_in_admin(client, workspaces, role_users):
     client.post("/admin/audit/anomalyalert/", {"action": "acknowledge", "_selected_action": [alert.pk]})
     alert = AnomalyAlert.objects.get()
     assert alert.acknowledged_by == role_users["dpo"]
+
+
+def test_dashboard_requests_by_due_date_with_sla_colours(client, workspaces, role_users):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from dsr.models import DataSubjectRequest
+    from dsr.services import dsr_request_submit
+
+    late = dsr_request_submit(workspace=workspaces[0], request_type="erasure", email="late@example.jp")
+    soon = dsr_request_submit(workspace=workspaces[0], request_type="access", email="soon@example.jp")
+    DataSubjectRequest.objects.filter(pk=late.pk).update(due_at=timezone.now() - dt.timedelta(days=1))
+    DataSubjectRequest.objects.filter(pk=soon.pk).update(due_at=timezone.now() + dt.timedelta(days=3))
+    client.force_login(role_users["dpo"])
+    page = client.get("/admin/").content.decode()
+    assert page.index(str(late.pk)[:8]) < page.index(str(soon.pk)[:8])  # by due date
+    assert 'class="sla-overdue"' in page and 'class="sla-soon"' in page
+    assert "1 request is overdue." in page
+
+
+def test_support_agent_dashboard_is_scoped(client, workspaces, role_users):
+    from dsr.services import dsr_request_submit
+
+    other = dsr_request_submit(workspace=workspaces[1], request_type="erasure", email="x@example.eu")
+    client.force_login(role_users["support_agent"])
+    page = client.get("/admin/").content.decode()
+    assert 'id="mamoru-dashboard"' in page and str(other.pk)[:8] not in page
+    assert "You cannot see access anomalies." in page
+
+
+def test_dashboard_charts_consent_and_pii(client, workspaces, role_users):
+    from consent.demo import purposes_seed
+    from consent.selectors import catalogue
+    from consent.services import consent_record_for_profile
+    from tests.factories import make_profile
+
+    catalogue.invalidate()
+    purposes_seed()
+    catalogue.invalidate()
+    profile = make_profile(workspaces[0])
+    consent_record_for_profile(profile=profile, purpose_code="marketing_email", state="given", method="form")
+    client.force_login(role_users["dpo"])
+    page = client.get("/admin/").content.decode()
+    consent_section = page.split('id="dash-consent-h"', 1)[1].split("</section>", 1)[0]
+    assert "<svg" in consent_section and "marketing_email" in consent_section
+    assert "cdn" not in consent_section.lower()
+    catalogue.invalidate()

@@ -182,3 +182,41 @@ def test_purposes_catalogue_etag(api_client, purposes):
 def test_gpc_well_known(api_client):
     body = api_client.get("/.well-known/gpc.json").json()
     assert body["gpc"] is True and len(body["lastUpdate"]) == 10
+
+
+def test_preference_centre_page_and_its_token(site, api_client):
+    import re
+
+    page = api_client.get("/consent/preferences/shop/?lang=ja")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "プライバシー設定" in html and "mamoru-consent.js" in html
+    token = re.search(r'key: "(mcpt_[^"]+)"', html).group(1).replace("\\u002D", "-")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    given = api_client.post(EVENTS, {"browser_id": "browser-pref-1", "purpose": "analytics", "state": "given",
+                                     "method": "preference_centre"}, format="json")
+    assert given.status_code == 201
+    email = {"identity": {"kind": "email", "value": "a@example.com"}, "purpose": "analytics", "state": "given"}
+    assert api_client.post(EVENTS, email, format="json").status_code == 403
+    script = api_client.get("/consent/mamoru-consent.js")
+    assert script.status_code == 200 and b"MamoruConsent" in b"".join(script.streaming_content)
+
+
+def test_demo_seed_creates_site_and_keys(workspaces):
+    import io
+
+    from consent.demo import seed
+
+    credentials: dict = {}
+    seed(stdout=io.StringIO(), credentials=credentials)
+    demo = credentials["consent_demo_site"]
+    assert demo["publishable_key"].startswith("mcpk_") and demo["secret_key"].startswith("mcsk_")
+    from consent.models import ConsentEvent
+
+    assert ConsentEvent.objects.filter(site__slug="demo-shop").count() == 900
+
+
+def test_future_occurred_at_is_rejected(server):
+    response = server.post(EVENTS, {"browser_id": "browser-0001", "purpose": "analytics", "state": "given",
+                                    "occurred_at": "2999-01-01T00:00:00Z"}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "occurred_at_in_future"

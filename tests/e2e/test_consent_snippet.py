@@ -3,6 +3,8 @@ withdraws it with one click, and GPC opts them out of sale/sharing."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,27 +18,50 @@ SHOP_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title
   purposes: ["marketing_email", "data_sale", "personalised_ads"]}});</script></body></html>"""
 
 
+class _ShopHandler(BaseHTTPRequestHandler):
+    html = b""
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.end_headers()
+        self.wfile.write(self.html)
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture
 def shop(live_server):
-    """A site whose origin (127.0.0.1) differs from Mamoru's (localhost): real CORS."""
+    """The website: its own tiny server on 127.0.0.1 (Mamoru is on localhost): real CORS."""
+    from consent.authentication import key_cache_clear
     from consent.demo import purposes_seed
     from consent.models import KeyKind, Site
+    from consent.selectors import _origins, catalogue
     from consent.services import site_key_create
     from governance.subjects.models import Jurisdiction, Workspace
 
+    # Per-process caches (catalogue, origins: 5 s) would remember the previous test's database.
+    catalogue.invalidate()
+    _origins["at"] = 0.0
+    key_cache_clear()
     purposes_seed()
     port = urlsplit(live_server.url).port
     mamoru = f"http://localhost:{port}"
-    origin = f"http://127.0.0.1:{port}"
-    workspace = Workspace.objects.create(slug="shop-ca", name="Shop CA", default_jurisdiction=Jurisdiction.US_CA)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ShopHandler)
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    workspace = Workspace.objects.create(slug="shop-web", name="Shop", default_jurisdiction=Jurisdiction.EU)
     site = Site.objects.create(workspace=workspace, slug="shop", name="Shop", allowed_origins=[origin])
     _key, publishable = site_key_create(site=site, kind=KeyKind.PUBLISHABLE)
-    html = SHOP_PAGE.format(mamoru=mamoru, key=publishable)
-    return {"url": f"{origin}/shop.html", "html": html, "site": site}
+    _ShopHandler.html = SHOP_PAGE.format(mamoru=mamoru, key=publishable).encode()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"{origin}/shop.html", "site": site}
+    server.shutdown()
+    server.server_close()
 
 
 def _serve(page, shop):
-    page.route(shop["url"], lambda route: route.fulfill(status=200, content_type="text/html", body=shop["html"]))
     page.goto(shop["url"])
     page.wait_for_selector("#consent[data-mamoru-ready=true]")
 
@@ -77,3 +102,17 @@ def test_gpc_header_opts_out_of_sale_and_sharing(page, shop, screenshot):
     assert state["personalised_ads"]["state"] == "refused"
     assert state["marketing_email"]["state"] is None
     assert not page.locator("#mamoru-data_sale").is_checked()
+
+
+def test_preference_centre_in_japanese(page, shop, live_server, screenshot):
+    """The site's preference centre (ja): one click to give, one click to withdraw."""
+    page.goto(f"{live_server.url}/consent/preferences/shop/?lang=ja&browser_id=pref-browser-0001")
+    page.wait_for_selector("#consent[data-mamoru-ready=true]")
+    assert "メールマガジン" in page.content()
+    page.locator("#mamoru-marketing_email").check()
+    page.wait_for_selector("#mamoru-marketing_email[data-state=given]")
+    page.locator("#mamoru-marketing_email").uncheck()
+    page.wait_for_selector("#mamoru-marketing_email[data-state=withdrawn]")
+    screenshot(page, "preferences-ja")
+    state = _state(shop["site"], "pref-browser-0001")["marketing_email"]
+    assert state["state"] == "withdrawn" and state["method"] == "preference_centre"

@@ -60,3 +60,17 @@ def test_analyst_cannot_acknowledge(client, role_users):
                 {"action": "acknowledge", "_selected_action": [alert.pk]})
     alert.refresh_from_db()
     assert alert.status == AlertStatus.OPEN
+
+
+def test_charts_follow_the_changelist_filters(dpo_client, workspaces):
+    findings_store(
+        findings=[[Finding("EMAIL_ADDRESS", "email", 1.0, "EmailRecognizer", 0, 10)]],
+        channel="ingest", source="crm", workspace=workspaces[0],
+    )
+    findings_store(
+        findings=[[Finding("PHONE_NUMBER", "tel", 1.0, "JpPhoneRecognizer", 0, 10)]],
+        channel="ingest", source="newsletter", workspace=workspaces[1],
+    )
+    html = dpo_client.get(reverse("admin:pii_scanfinding_changelist") + "?source=crm").content.decode()
+    charts = html.split('class="pii-charts"', 1)[1].split("</div>", 1)[0]
+    assert "EMAIL_ADDRESS" in charts and "PHONE_NUMBER" not in charts and "newsletter" not in charts

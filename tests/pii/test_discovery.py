@@ -8,7 +8,13 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from governance.pii.models import ColumnSuggestion, ScanFinding, StoreScan, StoreScanStatus, SuggestionStatus
+from governance.pii.models import (
+    ColumnSuggestion,
+    ScanFinding,
+    StoreScan,
+    StoreScanStatus,
+    SuggestionStatus,
+)
 from governance.pii.services import store_scan_create
 
 pytestmark = pytest.mark.django_db

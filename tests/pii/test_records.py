@@ -86,3 +86,8 @@ def test_redacted_copy_keeps_structure(pii_scanner):
         "email": "<EMAIL_ADDRESS>", "n": 3, "notes": "メールは<EMAIL_ADDRESS>です", "tags": ["a"]
     }
     assert record["email"] == "x@example.org"  # the original is untouched
+
+
+def test_placeholders_in_name_fields_are_not_people(pii_scanner):
+    findings = pii_scanner.scan_records([{"full_name": "N/A", "city": "unknown", "氏名": "林"}])[0]
+    assert by_path(findings) == {("氏名", "PERSON")}

@@ -22,11 +22,20 @@ class BaseRecognizerSpec:
 
     ``identifier``: unique name (used in settings and findings). ``entities``: Presidio entity
     names it can return. ``needs_nlp``: True when it reads spaCy's NER (free-text path only).
+    Free text always gets every recognizer; the cheap ``trigger`` and ``expensive`` flags only
+    route short structured values.
     """
 
     identifier: str = ""
     entities: tuple[str, ...] = ()
     needs_nlp: bool = False
+    # Expensive recognizers run on short values only when the field name asks for their entity
+    # (or ``wanted(value)`` says so) and no cheap recognizer found that entity already.
+    expensive: bool = False
+
+    def wanted(self, value: str) -> bool:
+        """For expensive recognizers: run even without a field-name hint?"""
+        return False
 
     def trigger(self, value: str) -> bool:
         """Return True when ``value`` could contain this recognizer's entities (cheap test)."""

@@ -31,7 +31,7 @@ def tldextract_offline() -> None:
     tldextract.tldextract.TLD_EXTRACTOR = OFFLINE_TLD_EXTRACTOR
 
 
-class EmailRecognizer(ContextPatternRecognizer):
+class AsciiEmailRecognizer(ContextPatternRecognizer):
     """E-mail addresses; ASCII-bounded so that ``taro@example.jpです`` ends at ``.jp``."""
 
     PATTERN = (
@@ -61,7 +61,7 @@ class EmailSpec(BaseRecognizerSpec):
         return "@" in value
 
     def create(self, language: str):
-        return EmailRecognizer(language)
+        return AsciiEmailRecognizer(language)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -101,7 +101,7 @@ def card_brand(digits: str) -> str | None:
     return None
 
 
-class CreditCardRecognizer(ContextPatternRecognizer):
+class BrandCardRecognizer(ContextPatternRecognizer):
     """Payment cards of every major brand (incl. Mastercard 2-series, JCB 2131/1800, 19-digit
     Visa, 12-digit Maestro), Luhn-checked."""
 
@@ -139,7 +139,7 @@ class CreditCardSpec(BaseRecognizerSpec):
         return digit_count(value) >= 12
 
     def create(self, language: str):
-        return CreditCardRecognizer(language)
+        return BrandCardRecognizer(language)
 
 
 class FormattedPhoneRecognizer(PhoneRecognizer):
@@ -156,7 +156,8 @@ class FormattedPhoneRecognizer(PhoneRecognizer):
     def __init__(self, language: str):
         super().__init__(
             supported_language=language, context=self.CONTEXT, name="PhoneRecognizer",
-            supported_regions=("US", "GB", "DE", "FR", "CA", "JP", "AU", "IN"),
+            # CA shares the US plan and JP has its own recognizer: fewer passes of the matcher.
+            supported_regions=("US", "GB", "DE", "FR", "AU", "IN"),
         )
 
     def analyze(self, text, entities, nlp_artifacts=None):  # noqa: D102
@@ -209,8 +210,17 @@ class NanpPhoneSpec(BaseRecognizerSpec):
 
 @register
 class PhoneSpec(BaseRecognizerSpec):
+    """python-phonenumbers over several regions: exact but slow (milliseconds per value)."""
+
     identifier = "phone"
     entities = ("PHONE_NUMBER",)
+    expensive = True
+
+    def wanted(self, value: str) -> bool:
+        # An international number, or a phone context word; formatted NANP and Japanese numbers
+        # are found by the cheap regex recognizers anyway.
+        lowered = value.lower()
+        return "+" in value or any(word in lowered for word in FormattedPhoneRecognizer.CONTEXT)
 
     def trigger(self, value: str) -> bool:
         return digit_count(value) >= 7

@@ -1,0 +1,366 @@
+#!/usr/bin/env python
+"""Benchmark the consent API on gunicorn + PostgreSQL with at least 1M consent states.
+
+Prints, from one run on the same server:
+  1. ceiling: a bare Django view returning a constant (``/bench/constant``), wrk, max req/s;
+  2. ``GET /api/v1/consent/check`` at max throughput (wrk, random people), req/s, p50/p99;
+     goal: at least half the ceiling's throughput;
+  3. ``check`` at a fixed 200 req/s (open-loop client, latency measured from the intended send
+     time, so queueing is counted): p50/p99; goal: p99 under 10 ms;
+  4. ``POST /api/v1/consent/events`` in batches of 500: events/s; goal: at least 2,000 events/s.
+
+Data: PostgreSQL databases ``mamoru_bench_consent`` (+ ``_keys``) on 127.0.0.1, rebuilt unless
+``--keep``; N/2 browser profiles × 2 purposes = N consent states (and N events), loaded with COPY.
+The loaded history is synthetic and not hash-chained (the chain continues after it).
+Needs ``wrk`` (``apt-get install -y wrk``). Example:
+    .venv/bin/python bench/consent.py --states 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PY = str(ROOT / ".venv" / "bin" / "python")
+DB = "mamoru_bench_consent"
+PG = "postgres://postgres@127.0.0.1:5432/"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--states", type=int, default=1_000_000, help="consent states to load (default 1M)")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per throughput run")
+    parser.add_argument("--rate", type=int, default=200, help="fixed request rate for the latency run")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (gthread)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--batches", type=int, default=40, help="batches of 500 events to POST")
+    parser.add_argument("--writers", type=int, default=2, help="concurrent batch writers")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--keep", action="store_true", help="reuse the loaded bench database")
+    parser.add_argument("--quick", action="store_true", help="100k states, 5 s runs")
+    parser.add_argument("--results", help="write a markdown summary to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.states, args.duration, args.batches = min(args.states, 100_000), 5, 10
+    return args
+
+
+def bench_env() -> dict:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=PG + DB, MAMORU_KEYSTORE_URL=PG + DB + "_keys",
+        DJANGO_SETTINGS_MODULE="bench.consent_settings", DATABASE_CONN_MAX_AGE="600",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", sql], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def prepare_databases(keep: bool) -> bool:
+    """Create the databases; return True when data must be loaded."""
+    exists = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{DB}'"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip() == "1"
+    fresh = not (keep and exists)
+    if fresh:
+        for name in (DB, DB + "_keys"):
+            psql(f"DROP DATABASE IF EXISTS {name}")
+            psql(f"CREATE DATABASE {name}")
+    env = bench_env()
+    for database in ("default", "keystore"):  # also brings a kept database up to date
+        subprocess.run([PY, "manage.py", "migrate", "--database", database, "-v", "0"], cwd=ROOT, env=env, check=True)
+    return fresh
+
+
+def load(states: int) -> dict:
+    """Seed purposes, a site and keys; COPY profiles, identities, events and states."""
+    import django
+
+    os.environ.update(bench_env())
+    django.setup()
+    from django.db import connection
+    from django.utils import timezone
+
+    from consent.demo import purposes_seed
+    from consent.models import ChainHead, KeyKind, Purpose, Site
+    from consent.proof import subject_pseudonym
+    from consent.services import site_key_create
+    from governance.crypto.blind_index import blind_index
+    from governance.subjects.models import Jurisdiction, Workspace
+
+    purposes_seed()
+    workspace, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Bench", "default_jurisdiction": Jurisdiction.EU})
+    site, _ = Site.objects.get_or_create(slug="bench", defaults={"workspace": workspace, "name": "Bench",
+                                                                  "rate_limit_per_minute": 100_000_000})
+    _key, secret = site_key_create(site=site, kind=KeyKind.SECRET)
+    info = {"secret": secret, "people": states // 2}
+    if Purpose.objects.filter(code="analytics").exists() and connection.cursor().execute(
+        "SELECT count(*) FROM consent_consentstate"
+    ).fetchone()[0] >= states:
+        return info
+    codes = ["analytics", "marketing_email"]
+    purpose_ids = dict(Purpose.objects.filter(code__in=codes).values_list("code", "id"))
+    now = timezone.now()
+    people = states // 2
+    started = time.perf_counter()
+    print(f"loading {people:,} profiles, {people:,} identities, {states:,} events and states …", flush=True)
+    seq = 0
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        chunk = 100_000
+        for start in range(0, people, chunk):
+            profiles, identities, events, state_rows = [], [], [], []
+            for i in range(start, min(start + chunk, people)):
+                pid, dek = uuid.uuid4(), uuid.uuid4()
+                bid = f"bench-{i:08d}"
+                index = blind_index(kind="browser_id", value=bid)
+                profiles.append((pid, workspace.pk, "EU", "active", dek, "", now, now))
+                identities.append((uuid.uuid4(), pid, workspace.pk, "browser_id", "", index, dek, False, now))
+                pseudonym = subject_pseudonym(identity_index=index)
+                for code in codes:
+                    seq += 1
+                    eid = uuid.uuid4()
+                    state = "given" if (i + len(code)) % 3 else "refused"
+                    events.append((eid, seq, "0" * 64, "0" * 64, workspace.pk, site.pk, pid, pseudonym, "browser_id",
+                                   index, purpose_ids[code], 1, state, "banner", now, now, "EU", "en", "", "", "",
+                                   "bench", "", "", "{}", ""))
+                    state_rows.append((workspace.pk, pid, purpose_ids[code], 1, state, "banner", now, eid, False))
+            with raw.copy("COPY subjects_profile (id, workspace_id, jurisdiction, status, data_key_id, locale, "
+                          "created_at, updated_at) FROM STDIN") as copy:
+                for row in profiles:
+                    copy.write_row(row)
+            with raw.copy("COPY subjects_identity (id, profile_id, workspace_id, kind, namespace, value_index, "
+                          "data_key_id, verified, created_at) FROM STDIN") as copy:
+                for row in identities:
+                    copy.write_row(row)
+            with raw.copy("COPY consent_consentevent (id, seq, prev_hash, entry_hash, workspace_id, site_id, "
+                          "profile_id, subject_pseudonym, identity_kind, identity_index, purpose_id, purpose_version, "
+                          "state, method, occurred_at, recorded_at, jurisdiction, language, page_url, notice_url, "
+                          "proof, actor_label, tcf_string, gpp_string, signals, note) FROM STDIN") as copy:
+                for row in events:
+                    copy.write_row(row)
+            with raw.copy("COPY consent_consentstate (workspace_id, profile_id, purpose_id, purpose_version, state, "
+                          "method, occurred_at, last_event_id, needs_renewal) FROM STDIN") as copy:
+                for row in state_rows:
+                    copy.write_row(row)
+            print(f"  {min(start + chunk, people):,} people", flush=True)
+        cursor.execute("ANALYZE")
+    ChainHead.objects.update_or_create(pk=1, defaults={"seq": seq, "hash": "0" * 64})
+    print(f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
+    return info
+
+
+def start_server(args) -> subprocess.Popen:
+    gunicorn = str(ROOT / ".venv" / "bin" / "gunicorn")
+    proc = subprocess.Popen(
+        # gthread: keep-alive connections and idle sockets do not pin a worker (sync workers would
+        # block on a connection the client opened but has not used yet).
+        [gunicorn, "governance.wsgi:application", "-k", "gthread", "-w", str(args.workers),
+         "--threads", str(args.threads), "-b", f"127.0.0.1:{args.port}", "--log-level", "warning",
+         "--keep-alive", "30"],
+        cwd=ROOT, env=bench_env(),
+    )
+    import httpx
+
+    for _ in range(100):
+        try:
+            if httpx.get(f"http://127.0.0.1:{args.port}/bench/constant", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("gunicorn did not start")
+
+
+LUA = """
+math.randomseed(os.time())
+local people = {people}
+wrk.headers["Authorization"] = "Bearer {secret}"
+request = function()
+  local id = string.format("bench-%08d", math.random(0, people - 1))
+  local purpose = (math.random() < 0.5) and "analytics" or "marketing_email"
+  return wrk.format("GET", "/api/v1/consent/check?browser_id=" .. id .. "&purpose=" .. purpose)
+end
+"""
+
+
+PACE = """
+function delay()
+  return {interval}
+end
+"""
+
+
+def wrk(url: str, args, script: str | None = None, connections: int | None = None) -> dict:
+    cmd = ["wrk", "-t", "2", "-c", str(connections or args.connections), "-d", f"{args.duration}s", "--latency"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def pct(label):
+        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"), "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+async def _fixed_rate(url: str, secret: str, people: int, rate: int, duration: int) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {secret}"}, limits=limits,
+                                 timeout=10) as client:
+        async def one(intended: float, bid: str, purpose: str):
+            nonlocal errors
+            try:
+                response = await client.get("/api/v1/consent/check", params={"browser_id": bid, "purpose": purpose})
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False  # counted, and its (long) latency stays in the distribution
+            if not ok:
+                errors += 1
+            latencies.append((time.perf_counter() - intended) * 1000)
+
+        rng = random.Random(7)
+        tasks = []
+        start = time.perf_counter() + 0.2
+        for i in range(rate * duration):
+            intended = start + i / rate
+            delay = intended - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            bid = f"bench-{rng.randrange(people):08d}"
+            tasks.append(asyncio.create_task(one(intended, bid, rng.choice(["analytics", "marketing_email"]))))
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    return {
+        "sent": len(latencies), "errors": errors,
+        "p50_ms": statistics.median(latencies), "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "max_ms": latencies[-1],
+    }
+
+
+def batch_writes(url: str, secret: str, people: int, batches: int, writers: int) -> dict:
+    import httpx
+
+    done = []
+    lock = threading.Lock()
+    counter = iter(range(batches))
+
+    def writer(seed: int):
+        rng = random.Random(seed)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=60) as client:
+            while True:
+                with lock:
+                    n = next(counter, None)
+                if n is None:
+                    return
+                events = [{"browser_id": f"bench-{rng.randrange(people):08d}",
+                           "purpose": rng.choice(["analytics", "marketing_email"]),
+                           "state": rng.choice(["given", "refused", "withdrawn"]), "method": "banner"}
+                          for _ in range(500)]
+                response = client.post("/api/v1/consent/events", json={"events": events})
+                if response.status_code != 201:
+                    raise SystemExit(f"batch failed: {response.status_code} {response.text[:300]}")
+                with lock:
+                    done.append(len(events))
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return {"events": sum(done), "seconds": elapsed, "events_per_s": sum(done) / elapsed}
+
+
+def main() -> None:
+    args = parse_args()
+    # SIGTERM (e.g. from `timeout`) must still stop the gunicorn this script started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+    fresh = prepare_databases(args.keep)
+    loader = subprocess.run(
+        [PY, "-c", f"import json, bench.consent as b; print('INFO' + json.dumps(b.load({args.states})))"],
+        cwd=ROOT, env=bench_env(), capture_output=True, text=True,
+    )
+    if loader.returncode:
+        print(loader.stdout, loader.stderr)
+        raise SystemExit("loading failed")
+    print(loader.stdout.rsplit("INFO", 1)[0], end="")
+    info = json.loads(loader.stdout.rsplit("INFO", 1)[1])
+    base = f"http://127.0.0.1:{args.port}"
+    server = start_server(args)
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+            handle.write(LUA.replace("{people}", str(info["people"])).replace("{secret}", info["secret"]))
+            script = handle.name
+        wrk(base + "/bench/constant", argparse.Namespace(**{**vars(args), "duration": 2}))  # warm-up
+        wrk(base + "/", argparse.Namespace(**{**vars(args), "duration": 2}), script)
+        ceiling = wrk(base + "/bench/constant", args)
+        check = wrk(base + "/", args, script)
+        fixed = asyncio.run(_fixed_rate(base, info["secret"], info["people"], args.rate, args.duration))
+        # The same rate from wrk (8 connections, each pausing 8000/rate ms between requests): a
+        # lighter client than Python, but latency is counted from the actual send time.
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+            handle.write(open(script).read() + PACE.replace("{interval}", str(round(8000 / args.rate))))
+            paced_script = handle.name
+        paced = wrk(base + "/", args, paced_script, connections=8)
+        writes = batch_writes(base, info["secret"], info["people"], args.batches, args.writers)
+    finally:
+        server.terminate()
+        server.wait(10)
+    ratio = check["rps"] / ceiling["rps"]
+    lines = [
+        f"consent bench: {args.states:,} states ({'fresh load' if fresh else 'kept'}), gunicorn gthread "
+        f"-w {args.workers} --threads {args.threads}, "
+        f"PostgreSQL, {os.cpu_count()} CPUs",
+        f"ceiling  /bench/constant   {ceiling['rps']:8.0f} req/s  p50 {ceiling['p50_ms']:.2f} ms  p99 {ceiling['p99_ms']:.2f} ms",
+        f"check    max throughput    {check['rps']:8.0f} req/s  p50 {check['p50_ms']:.2f} ms  p99 {check['p99_ms']:.2f} ms"
+        f"  non-2xx {check['non_2xx']}",
+        f"check / ceiling            {ratio:8.2f}   (goal ≥ 0.50: {'met' if ratio >= 0.5 else 'NOT met'})",
+        f"check at {args.rate} req/s        sent {fixed['sent']}  errors {fixed['errors']}  p50 {fixed['p50_ms']:.2f} ms  "
+        f"p99 {fixed['p99_ms']:.2f} ms  max {fixed['max_ms']:.1f} ms  (goal p99 < 10 ms: "
+        f"{'met' if fixed['p99_ms'] < 10 else 'NOT met'})",
+        f"check paced (wrk) ~{args.rate} req/s  got {paced['rps']:.0f} req/s  p50 {paced['p50_ms']:.2f} ms  "
+        f"p99 {paced['p99_ms']:.2f} ms  non-2xx {paced['non_2xx']}",
+        f"batch writes               {writes['events_per_s']:8.0f} events/s  ({writes['events']} events, "
+        f"{args.writers} writers, batches of 500; goal ≥ 2000: {'met' if writes['events_per_s'] >= 2000 else 'NOT met'})",
+    ]
+    print("\n".join(lines))
+    if args.results:
+        Path(args.results).write_text("```\n" + "\n".join(lines) + "\n```\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

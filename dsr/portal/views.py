@@ -1,0 +1,172 @@
+"""Portal pages. Plain HTML forms (no JavaScript needed), CSRF-protected, rate-limited.
+
+A request is addressed by a signed token in the URL, never by its id alone; the answer to a
+submission is the same whether or not we know the e-mail address (no account enumeration).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import signing
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from dsr.models import DataSubjectRequest, RequestStatus
+from dsr.portal.forms import RequestForm, VerifyForm
+from dsr.portal.ratelimit import client_key, rate_limit_exceeded
+from dsr.portal.rendering import render
+from governance.api.errors import DomainError
+
+TOKEN_SALT = "dsr.portal.request"
+TOKEN_MAX_AGE = 400 * 86400  # longer than any deadline plus the record-keeping of the status page
+
+EVENT_LABELS = {
+    "received": _("Request received"),
+    "code_sent": _("Confirmation code e-mailed"),
+    "verified": _("Identity verified"),
+    "awaiting_approval": _("Waiting for review by our privacy team"),
+    "approved": _("Approved by our privacy team"),
+    "started": _("Processing started"),
+    "extended": _("Deadline extended"),
+    "denied": _("Request declined"),
+    "rejected": _("Request declined"),
+    "completed": _("Completed"),
+    "package_ready": _("Your data package is ready"),
+    "package_downloaded": _("Data package downloaded"),
+}
+STATUS_HELP = {
+    RequestStatus.PENDING_VERIFICATION: _("Enter the code we e-mailed you to confirm the request."),
+    RequestStatus.VERIFIED: _("Your identity is confirmed; processing starts shortly."),
+    RequestStatus.AWAITING_APPROVAL: _("Our privacy team reviews your request before processing it."),
+    RequestStatus.RUNNING: _("We are processing your request in our systems."),
+    RequestStatus.NEEDS_ATTENTION: _("We are processing your request in our systems."),
+    RequestStatus.COMPLETED: _("Your request is complete."),
+    RequestStatus.REJECTED: _("We could not carry out your request; the reason is below."),
+}
+
+
+def _limit(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def request_token(req: DataSubjectRequest) -> str:
+    return signing.dumps(str(req.pk), salt=TOKEN_SALT)
+
+
+def request_from_token(token: str) -> DataSubjectRequest:
+    try:
+        request_id = signing.loads(token, salt=TOKEN_SALT, max_age=TOKEN_MAX_AGE)
+    except signing.BadSignature:
+        raise Http404 from None
+    req = DataSubjectRequest.objects.select_related("workspace").filter(pk=request_id).first()
+    if req is None:
+        raise Http404
+    return req
+
+
+def too_many(request: HttpRequest) -> HttpResponse:
+    response = render(request, "portal/rate_limited.html", status=429)
+    response["Retry-After"] = "600"
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest) -> HttpResponse:
+    """Pick a request type, give an e-mail address; we send a code."""
+    from dsr.services import dsr_request_submit
+
+    form = RequestForm(request.POST or None, initial={"request_type": request.GET.get("type")})
+    if request.method == "POST" and form.is_valid():
+        if rate_limit_exceeded(scope="submit", key=client_key(request),
+                               limit=_limit("MAMORU_PORTAL_SUBMITS_PER_HOUR", 10), window_seconds=3600):
+            return too_many(request)
+        try:
+            req = dsr_request_submit(
+                workspace=form.cleaned_data["workspace"], request_type=form.cleaned_data["request_type"],
+                email=form.cleaned_data["email"], locale=translation.get_language() or "en",
+                channel="portal", details=form.details(),
+            )
+        except DomainError as exc:
+            form.add_error(None, gettext("We could not accept this request: %(reason)s") % {"reason": exc.detail})
+        else:
+            return redirect("portal:verify", token=request_token(req))
+    return render(request, "portal/request_new.html", {"form": form})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def request_verify(request: HttpRequest, token: str) -> HttpResponse:
+    from dsr.services import VerificationFailed, dsr_request_verify
+
+    req = request_from_token(token)
+    if req.status != RequestStatus.PENDING_VERIFICATION:
+        return redirect("portal:status", token=token)
+    form = VerifyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if rate_limit_exceeded(scope="verify", key=client_key(request),
+                               limit=_limit("MAMORU_PORTAL_VERIFY_PER_10MIN", 20), window_seconds=600):
+            return too_many(request)
+        try:
+            dsr_request_verify(request=req, code=form.cleaned_data["code"].strip())
+        except VerificationFailed as exc:
+            left = exc.extra.get("attempts_left") if exc.extra else None
+            message = gettext("The code is wrong or has expired.")
+            if exc.code == "too_many_attempts":
+                message = gettext("Too many wrong codes. Please submit the request again to get a new code.")
+            elif left is not None:
+                message += " " + gettext("Attempts left: %(n)d.") % {"n": left}
+            form.add_error("code", message)
+        else:
+            return redirect("portal:status", token=token)
+    return render(request, "portal/verify.html", {"form": form, "req": req, "token": token})
+
+
+@never_cache
+def request_status(request: HttpRequest, token: str) -> HttpResponse:
+    from dsr.selectors import access_package_url, dsr_request_progress, dsr_request_timeline
+
+    req = request_from_token(token)
+    if req.status == RequestStatus.PENDING_VERIFICATION:
+        return redirect("portal:verify", token=token)
+    progress = dsr_request_progress(request=req)
+    timeline = [
+        {"at": e["at"], "label": EVENT_LABELS[e["kind"]]}
+        for e in dsr_request_timeline(request=req) if e["kind"] in EVENT_LABELS
+    ]
+    working = req.status in (RequestStatus.VERIFIED, RequestStatus.RUNNING, RequestStatus.NEEDS_ATTENTION)
+    context = {
+        "req": req,
+        "token": token,
+        "progress": progress,
+        "timeline": timeline,
+        "status_help": STATUS_HELP.get(req.status, ""),
+        "package_url": access_package_url(request=req),
+        "overdue": req.due_at <= timezone.now() and req.status not in (RequestStatus.COMPLETED, RequestStatus.REJECTED),
+        # Without JavaScript, the page reloads itself while work is under way.
+        "refresh_seconds": 5 if working else None,
+        "status_url": reverse("portal:status", kwargs={"token": token}),
+    }
+    return render(request, "portal/status.html", context)
+
+
+def privacy_notice(request: HttpRequest) -> HttpResponse:
+    """The privacy notice: purposes from the consent catalogue, in the visitor's language."""
+    purposes, available = [], False
+    from django.apps import apps
+
+    if apps.is_installed("consent"):
+        from consent.selectors import purposes_published
+
+        purposes, available = purposes_published(locale=translation.get_language() or "en"), True
+    return render(request, "portal/notice.html", {"purposes": purposes, "catalogue": available})
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/home.html", {"types": RequestForm.base_fields["request_type"].choices})

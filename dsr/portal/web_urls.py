@@ -1,0 +1,14 @@
+from django.urls import include, path
+
+from dsr.portal import rendering, views
+
+portal_patterns = [
+    path("", views.home, name="home"),
+    path("request/", views.request_new, name="request"),
+    path("r/<str:token>/verify/", views.request_verify, name="verify"),
+    path("r/<str:token>/", views.request_status, name="status"),
+    path("notice/", views.privacy_notice, name="notice"),
+    path("assets/<str:name>", rendering.asset, name="asset"),
+]
+
+urlpatterns = [path("privacy/", include((portal_patterns, "portal")))]
