@@ -44,6 +44,7 @@ from dsr.models import (
 )
 from governance.datamap.graph import DataMapGraph
 from governance.datamap.spec import CollectionSpec, FieldSpec, StoreSpec
+from governance.locking import lock_rows
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def event_add(request: DataSubjectRequest, kind: str, message: str = "", *, acto
 
 def _claim(task_id: int) -> tuple[RequestTask, uuid.UUID] | None:
     with transaction.atomic():
-        task = RequestTask.objects.select_for_update().select_related("request").filter(pk=task_id).first()
+        task = lock_rows(RequestTask.objects.select_related("request").filter(pk=task_id)).first()
         if task is None or task.status not in {TaskStatus.QUEUED, TaskStatus.RETRY_WAIT}:
             return None
         if task.request.status != RequestStatus.RUNNING:
@@ -541,8 +542,13 @@ def watchdog_run(*, stale_after: timedelta | None = None, lost_after: timedelta 
         seconds=getattr(settings, "MAMORU_DSR_LOST_MESSAGE_SECONDS", 300))
     requeued: list[int] = []
     with transaction.atomic():
-        stuck = RequestTask.objects.select_for_update().filter(
-            request__status=RequestStatus.RUNNING, status=TaskStatus.RUNNING, heartbeat_at__lte=now - stale_after,
+        # Only the task rows, and skip rows a live worker holds: those are not stuck.
+        stuck = lock_rows(
+            RequestTask.objects.filter(
+                request__status=RequestStatus.RUNNING, status=TaskStatus.RUNNING,
+                heartbeat_at__lte=now - stale_after,
+            ),
+            skip_locked=True,
         )
         for task in stuck:
             task.status = TaskStatus.QUEUED if task.attempts < task.max_attempts else TaskStatus.FAILED

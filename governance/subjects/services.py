@@ -14,6 +14,7 @@ from audit.services import CREATE, DELETE, UPDATE, access_record, change_record
 from governance.api.errors import DomainError
 from governance.crypto import envelope
 from governance.crypto.blind_index import blind_index
+from governance.locking import lock_rows
 from governance.subjects.identities import index_kind, normalize_identity
 from governance.subjects.models import (
     SENSITIVE_PROFILE_FIELDS,
@@ -100,9 +101,10 @@ def profile_upsert(
 
 def _upsert(workspace, indexed, attributes, jurisdiction, locale, actor, source) -> UpsertResult:
     matches = list(
-        Identity.objects.select_for_update()
-        .filter(workspace=workspace, value_index__in=[ix for _, _, ix in indexed])
-        .select_related("profile")
+        lock_rows(
+            Identity.objects.filter(workspace=workspace, value_index__in=[ix for _, _, ix in indexed])
+            .select_related("profile")
+        )
     )
     profiles = {m.profile_id: m.profile for m in matches if m.profile.status == ProfileStatus.ACTIVE}
     created = False
