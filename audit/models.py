@@ -27,7 +27,7 @@ class AuditEntry(AbstractLogEntry):
     )
     object_id = models.BigIntegerField(blank=True, null=True, verbose_name=_("object id"))
     action = models.PositiveSmallIntegerField(choices=AbstractLogEntry.Action.choices, verbose_name=_("action"))
-    cid = models.CharField(max_length=255, blank=True, null=True, verbose_name=_("Correlation ID"))
+    cid = models.CharField(max_length=255, blank=True, null=True, verbose_name=_("Correlation ID"))  # noqa: DJ001 - as auditlog
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, blank=True, null=True, related_name="+",
         verbose_name=_("actor"), db_index=False,
