@@ -6,6 +6,7 @@ from importlib.util import find_spec
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from governance.views import healthz
@@ -32,6 +33,10 @@ def _app_urls(module_suffix: str) -> list:
             found.append(path("", include(import_module(name))))
     return found
 
+
+admin.site.site_header = _("Mamoru privacy governance")
+admin.site.site_title = _("Mamoru")
+admin.site.index_title = _("Privacy dashboard")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

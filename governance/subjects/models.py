@@ -55,7 +55,9 @@ class Profile(models.Model):
     """A person (data subject). Attributes are encrypted under the profile's own data key."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="profiles")
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.PROTECT, related_name="profiles", verbose_name=_("workspace")
+    )
     jurisdiction = models.CharField(
         _("jurisdiction"), max_length=8, choices=Jurisdiction.choices, default=Jurisdiction.EU
     )
@@ -75,9 +77,9 @@ class Profile(models.Model):
     postal_code = EncryptedTextField(_("postal code"))
     birth_date = EncryptedTextField(_("birth date"))
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    shredded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    shredded_at = models.DateTimeField(_("erased at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
