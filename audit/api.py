@@ -20,6 +20,7 @@ from audit.exporters.services import (
 )
 from audit.models import AuditExport
 from audit.reports import ExportForbidden, reports_all
+from governance.api.serializers import StrictSerializer
 
 FORMATS = ["csv", "jsonl", "xlsx", "pdf"]
 
@@ -126,7 +127,7 @@ class ReportStreamApi(APIView):
         return response
 
 
-class AuditExportCreateInput(serializers.Serializer):
+class AuditExportCreateInput(StrictSerializer):
     report = serializers.CharField(max_length=64)
     format = serializers.ChoiceField(choices=FORMATS)
     filters = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
@@ -149,9 +150,6 @@ class ExportCreateApi(APIView):
         tags=["audit"],
     )
     def post(self, request):
-        unknown = set(request.data) - {"report", "format", "filters"}
-        if unknown:
-            raise serializers.ValidationError({name: ["unknown field"] for name in unknown}, code="unknown_field")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         export = audit_export_enqueue(

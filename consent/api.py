@@ -41,6 +41,7 @@ from consent.services import (
 )
 from governance.access.authentication import ApiTokenAuthentication
 from governance.api.errors import Conflict, DomainError, NotFound, problem_response
+from governance.api.serializers import StrictSerializer
 from governance.subjects.models import IdentityKind, Workspace
 from governance.subjects.selectors import identity_index
 
@@ -171,7 +172,7 @@ class ConsentIdentitySerializer(serializers.Serializer):
     namespace = StrictCharField(required=False, default="", allow_blank=True, max_length=64)
 
 
-class EventInSerializer(serializers.Serializer):
+class EventInSerializer(StrictSerializer):
     identity = ConsentIdentitySerializer(required=False, help_text="Secret keys and staff only.")
     browser_id = StrictCharField(required=False, max_length=128)
     purpose = StrictCharField(max_length=64)
@@ -188,13 +189,6 @@ class EventInSerializer(serializers.Serializer):
     tcf_string = StrictCharField(required=False, allow_blank=True, max_length=20000)
     gpp_string = StrictCharField(required=False, allow_blank=True, max_length=20000)
     note = StrictCharField(required=False, allow_blank=True, max_length=300)
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: "Unknown field." for name in unknown}, code="unknown_field")
-        return super().to_internal_value(data)
 
 
 class EventBatchInSerializer(serializers.Serializer):

@@ -23,17 +23,8 @@ from dsr.services import (
 )
 from governance.access.policy import workspaces_visible_to
 from governance.api.errors import NotFound
+from governance.api.serializers import StrictSerializer
 from governance.subjects.models import Jurisdiction, Workspace
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects unknown fields (a typo must not be silently ignored)."""
-
-    def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown}, code="unknown_field")
-        return attrs
 
 
 class PublicThrottle(AnonRateThrottle):

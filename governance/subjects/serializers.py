@@ -6,20 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.access.masking import mask_value
+from governance.api.serializers import StrictSerializer
 from governance.subjects.models import SENSITIVE_PROFILE_FIELDS, IdentityKind, Jurisdiction, Profile
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects keys it does not know: a typo never silently drops data."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: ["Unknown field."] for name in unknown}, code="unknown_field"
-                )
-        return super().to_internal_value(data)
 
 
 class IdentityInputSerializer(StrictSerializer):
