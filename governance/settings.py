@@ -139,6 +139,12 @@ def _database(var: str, filename: str, test_name: str, pragmas: str = "") -> dic
     else:
         config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
         config.setdefault("CONN_HEALTH_CHECKS", True)
+        if config["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+            "DATABASE_PREPARED_STATEMENTS", default=False
+        ):
+            # Server-side binding + automatic prepared statements: hot queries (consent check,
+            # audit sealing) skip planning. Needs direct connections or pgbouncer >= 1.21.
+            config.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
         if config["ENGINE"] == "django.db.backends.mysql":
             import pymysql
 
