@@ -22,6 +22,7 @@ from audit.exporters.services import (
 )
 from audit.models_exports import AnomalyAlert, AnomalyRule, AuditExport, ExportStatus
 from audit.reports import EXPORT_AUDIT, VIEW_AUDIT, reports_all
+from governance.admin_base import RecordAdmin
 from governance.api.errors import DomainError
 
 # The DPO's dashboard replaces the admin's app list as the home page (the app list stays below it).
@@ -170,18 +171,12 @@ class AnomalyRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(AnomalyAlert)
-class AnomalyAlertAdmin(admin.ModelAdmin):
+class AnomalyAlertAdmin(RecordAdmin):
     list_display = ("created_at", "kind", "actor_label", "count", "threshold", "window_start",
                     "acknowledged_at", "acknowledged_by")
     list_filter = ("kind", ("acknowledged_at", admin.EmptyFieldListFilter))
     readonly_fields = [f.name for f in AnomalyAlert._meta.fields]
     actions = ["acknowledge"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description=_("Acknowledge the selected alerts"), permissions=["change"])
     def acknowledge(self, request, queryset):

@@ -8,25 +8,14 @@ chain cannot be recomputed after tampering.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from functools import lru_cache
 
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEntry, ChainHead
-
-GENESIS = "0" * 64
-
-
-@lru_cache(maxsize=2)
-def _key(spec: str) -> bytes:
-    return hmac.new(spec.encode(), b"mamoru-audit-chain-v1", hashlib.sha256).digest()
+from governance.hashchain import ChainProblem, ChainWording, chain_digest, chain_verify_rows
 
 
 def _canonical(entry: AuditEntry) -> bytes:
@@ -54,9 +43,7 @@ def _canonical(entry: AuditEntry) -> bytes:
 
 
 def entry_digest(entry: AuditEntry, prev_hash: str) -> str:
-    return hmac.new(
-        _key(settings.MAMORU_PROOF_KEY), prev_hash.encode() + b"\x00" + _canonical(entry), hashlib.sha256
-    ).hexdigest()
+    return chain_digest(label=b"mamoru-audit-chain-v1", prev_hash=prev_hash, payload=_canonical(entry))
 
 
 def _head_table() -> str:
@@ -92,45 +79,18 @@ def chain_seal(entries: list[AuditEntry]) -> None:
                        [seq, prev, timezone.now()])
 
 
-@dataclass
-class ChainProblem:
-    seq: int | None
-    entry_id: int | None
-    kind: str
-    message: str
+AUDIT_WORDING = ChainWording(
+    name=lambda e: f"entry id={e.id} seq={e.seq}",
+    before=lambda e: f"entry id={e.id}",
+    end="the log ends",
+    truncated_hint=" (entries removed at the end)",
+)
 
 
 def chain_verify(entries: Iterable[AuditEntry] | None = None) -> Iterator[ChainProblem]:
     """Yield every problem found, in chain order (the first one is the first bad entry)."""
     if entries is None:
         entries = AuditEntry.objects.order_by("seq").iterator(chunk_size=5000)
-    expected_seq, prev = 1, GENESIS
-    for entry in entries:
-        if entry.seq is None:
-            yield ChainProblem(None, entry.id, "unsealed", f"entry id={entry.id} is not in the chain (inserted around it)")
-            continue
-        if entry.seq != expected_seq:
-            if entry.seq > expected_seq:
-                yield ChainProblem(
-                    expected_seq, entry.id, "missing",
-                    f"seq {expected_seq}–{entry.seq - 1} missing before entry id={entry.id} (removed)",
-                )
-            expected_seq = entry.seq
-        if entry.prev_hash != prev:
-            yield ChainProblem(
-                entry.seq, entry.id, "reordered",
-                f"entry id={entry.id} seq={entry.seq} does not follow its predecessor (removed or reordered)",
-            )
-        if entry_digest(entry, entry.prev_hash) != entry.entry_hash:
-            yield ChainProblem(
-                entry.seq, entry.id, "changed", f"entry id={entry.id} seq={entry.seq} was changed"
-            )
-        prev = entry.entry_hash
-        expected_seq += 1
-    head = ChainHead.objects.filter(pk=1).first()
-    last_seq = expected_seq - 1
-    if head is not None and (head.seq != last_seq or head.hash != prev):
-        yield ChainProblem(
-            head.seq, None, "truncated",
-            f"chain head says seq {head.seq} but the log ends at seq {last_seq} (entries removed at the end)",
-        )
+    return chain_verify_rows(
+        entries, digest=entry_digest, head=ChainHead.objects.filter(pk=1).first(), wording=AUDIT_WORDING
+    )

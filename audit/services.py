@@ -128,7 +128,7 @@ def access_denied_endpoint(
         additional_data={"via": via} if via else None,
         changes={},
     )
-    entry.save()
+    _insert([entry])
     return entry
 
 

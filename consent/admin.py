@@ -31,6 +31,7 @@ from consent.services import (
     site_key_revoke,
     site_key_rotate,
 )
+from governance.admin_base import ReadOnlyAdmin
 from governance.crypto import envelope
 
 
@@ -179,17 +180,6 @@ class SiteKeyAdmin(admin.ModelAdmin):
             _new, secret = site_key_rotate(key=key, actor=request.user)
             self.message_user(request, _("Replacement for %(k)s (shown only now): %(s)s") % {"k": key.key_id, "s": secret},
                               level=messages.WARNING)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ConsentEvent)

@@ -8,23 +8,11 @@ profiles and erasure blanks the identity link, and the chain still verifies.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from functools import lru_cache
-
-from django.conf import settings
 
 from consent.models import ChainHead, ConsentEvent
-
-GENESIS = "0" * 64
-
-
-@lru_cache(maxsize=2)
-def _key(spec: str) -> bytes:
-    return hmac.new(spec.encode(), b"mamoru-consent-chain-v1", hashlib.sha256).digest()
+from governance.hashchain import ChainProblem, ChainWording, chain_digest, chain_verify_rows
 
 
 def canonical(event: ConsentEvent) -> bytes:
@@ -55,9 +43,7 @@ def canonical(event: ConsentEvent) -> bytes:
 
 
 def event_digest(event: ConsentEvent, prev_hash: str) -> str:
-    return hmac.new(
-        _key(settings.MAMORU_PROOF_KEY), prev_hash.encode() + b"\x00" + canonical(event), hashlib.sha256
-    ).hexdigest()
+    return chain_digest(label=b"mamoru-consent-chain-v1", prev_hash=prev_hash, payload=canonical(event))
 
 
 def chain_seal(events: list[ConsentEvent]) -> None:
@@ -76,39 +62,17 @@ def chain_seal(events: list[ConsentEvent]) -> None:
     ChainHead.objects.filter(pk=1).update(seq=seq, hash=prev)
 
 
-@dataclass
-class ChainProblem:
-    seq: int | None
-    event_id: str | None
-    kind: str
-    message: str
+CONSENT_WORDING = ChainWording(
+    name=lambda e: f"event seq={e.seq}",
+    before=lambda e: f"event {e.id}",
+    end="the events end",
+)
 
 
 def chain_verify(events: Iterable[ConsentEvent] | None = None) -> Iterator[ChainProblem]:
     """Yield every problem in chain order: changed, missing, reordered or truncated events."""
     if events is None:
         events = ConsentEvent.objects.order_by("seq").iterator(chunk_size=5000)
-    expected, prev = 1, GENESIS
-    for event in events:
-        if event.seq != expected:
-            if event.seq > expected:
-                yield ChainProblem(
-                    expected, str(event.id), "missing",
-                    f"seq {expected}–{event.seq - 1} missing before event {event.id} (removed)",
-                )
-            expected = event.seq
-        if event.prev_hash != prev:
-            yield ChainProblem(
-                event.seq, str(event.id), "reordered",
-                f"event seq={event.seq} does not follow its predecessor (removed or reordered)",
-            )
-        if event_digest(event, event.prev_hash) != event.entry_hash:
-            yield ChainProblem(event.seq, str(event.id), "changed", f"event seq={event.seq} was changed")
-        prev = event.entry_hash
-        expected += 1
-    head = ChainHead.objects.filter(pk=1).first()
-    if head is not None and (head.seq != expected - 1 or head.hash != prev):
-        yield ChainProblem(
-            head.seq, None, "truncated",
-            f"chain head says seq {head.seq} but the events end at seq {expected - 1}",
-        )
+    return chain_verify_rows(
+        events, digest=event_digest, head=ChainHead.objects.filter(pk=1).first(), wording=CONSENT_WORDING
+    )

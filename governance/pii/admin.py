@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from governance.admin_base import RecordAdmin
 from governance.charts import bar_chart, line_chart
 from governance.pii.discovery import url_masked
 from governance.pii.models import (
@@ -32,14 +33,6 @@ from governance.pii.services import (
 )
 
 CHART_DAYS = 30
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def charts_context(days: int = CHART_DAYS, base=None, filtered: bool = False) -> dict:
@@ -79,7 +72,7 @@ def charts_context(days: int = CHART_DAYS, base=None, filtered: bool = False) ->
 
 
 @admin.register(ScanFinding)
-class ScanFindingAdmin(ReadOnlyAdmin):
+class ScanFindingAdmin(RecordAdmin):
     list_display = ("created_at", "entity_type", "field_path", "source", "channel", "score",
                     "recognizer", "expected", "workspace")
     list_filter = ("entity_type", "channel", "expected", "source", "workspace")
@@ -102,7 +95,7 @@ class ScanFindingAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PiiAlert)
-class PiiAlertAdmin(ReadOnlyAdmin):
+class PiiAlertAdmin(RecordAdmin):
     list_display = ("__str__", "source", "workspace", "finding_count", "last_seen_at", "status",
                     "acknowledged_by")
     list_filter = ("status", "entity_type", "source", "workspace")
@@ -210,7 +203,7 @@ class StoreScanAdmin(admin.ModelAdmin):
 
 
 @admin.register(ColumnSuggestion)
-class ColumnSuggestionAdmin(ReadOnlyAdmin):
+class ColumnSuggestionAdmin(RecordAdmin):
     list_display = ("collection", "column", "data_category", "entity_type", "confidence",
                     "matched", "sampled", "status", "scan")
     list_filter = ("status", "data_category", "scan")

@@ -17,6 +17,7 @@ from audit.models import Outcome
 from audit.services import access_denied_endpoint, access_record, access_record_many
 from governance.access import policy
 from governance.access.masking import mask_value
+from governance.admin_base import ReadOnlyAdmin
 from governance.subjects.models import (
     SENSITIVE_PROFILE_FIELDS,
     Identity,
@@ -225,15 +226,6 @@ def _is_uuid(value: str) -> bool:
 
 
 @admin.register(ProfileMerge)
-class ProfileMergeAdmin(admin.ModelAdmin):
+class ProfileMergeAdmin(ReadOnlyAdmin):
     list_display = ("survivor", "merged_profile_id", "identities_moved", "reason", "actor", "created_at")
     readonly_fields = [f.name for f in ProfileMerge._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
