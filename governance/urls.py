@@ -1,4 +1,9 @@
-"""URL map. Apps contribute ``api_urls.py`` (mounted at ``/api/v1/``) and ``web_urls.py`` (at ``/``)."""
+"""URL map. Apps contribute ``api_urls.py`` (mounted at ``/api/v1/``) and ``web_urls.py`` (at ``/``).
+
+An ``api_urls`` module may also name ``hot_urlpatterns``: endpoints called on every page view of a
+customer's website (the consent check). They are tried first, before the admin and the other
+apps' routes, so resolving them does not walk every nested include.
+"""
 
 from importlib import import_module
 from importlib.util import find_spec
@@ -23,15 +28,23 @@ def _installed(package: str) -> bool:
     return any(package == app or package.startswith(app + ".") for app in settings.INSTALLED_APPS)
 
 
-def _app_urls(module_suffix: str) -> list:
+def _app_modules(module_suffix: str) -> list:
     found = []
     for package in FEATURE_PACKAGES:
         if not _installed(package) or find_spec(package) is None:
             continue
         name = f"{package}.{module_suffix}"
         if find_spec(name) is not None:
-            found.append(path("", include(import_module(name))))
+            found.append(import_module(name))
     return found
+
+
+def _app_urls(module_suffix: str) -> list:
+    return [path("", include(module)) for module in _app_modules(module_suffix)]
+
+
+def _hot_api_urls() -> list:
+    return [p for module in _app_modules("api_urls") for p in getattr(module, "hot_urlpatterns", [])]
 
 
 admin.site.site_header = _("Mamoru privacy governance")
@@ -39,6 +52,7 @@ admin.site.site_title = _("Mamoru")
 admin.site.index_title = _("Privacy dashboard")
 
 urlpatterns = [
+    path("api/v1/", include(_hot_api_urls())),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
