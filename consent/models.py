@@ -317,6 +317,23 @@ class ProcessingRestriction(models.Model):
         return f"restriction {self.pk}"
 
 
+class CatalogueRevision(models.Model):
+    """One row, bumped whenever a purpose version is published.
+
+    The consent check reads it in its own statement, so every process learns that its cached
+    purpose catalogue is stale on its next check, with no periodic reload on the request path.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    revision = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("purpose catalogue revision")
+
+    def __str__(self) -> str:
+        return f"purpose catalogue revision {self.revision}"
+
+
 class ChainHead(models.Model):
     """Newest sealed position of the consent event chain; its row lock serialises writers."""
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from consent.models import (
+    CatalogueRevision,
     ConsentEvent,
     ConsentState,
     ConsentStateValue,
@@ -32,6 +33,12 @@ from governance.subjects.selectors import identity_index
 
 # Seconds a process keeps the purpose catalogue and site origins before reading them again.
 CATALOGUE_TTL = 5.0
+# The check learns about catalogue changes from the revision its statement returns; this is only a
+# safety net (a change made around the services, e.g. by hand in SQL).
+CHECK_CATALOGUE_TTL = 300.0
+# An unknown purpose code on the check reloads the catalogue at most this often (a published
+# purpose may be new to this process; junk codes must not turn every request into a reload).
+UNKNOWN_RELOAD_SECONDS = 1.0
 ERR_UNKNOWN_PURPOSE = "Unknown or unpublished purpose code."
 
 
@@ -65,6 +72,7 @@ class CataloguePurpose:
 class _Catalogue:
     def __init__(self) -> None:
         self.loaded_at = 0.0
+        self.revision = -1
         self.by_code: dict[str, CataloguePurpose] = {}
         self.by_id: dict[int, CataloguePurpose] = {}
         self.etag = ""
@@ -74,7 +82,15 @@ class _Catalogue:
             self.load()
         return self
 
+    def for_check(self) -> _Catalogue:
+        """The catalogue as the check uses it: kept until its revision is seen to change."""
+        if time.monotonic() - self.loaded_at > CHECK_CATALOGUE_TTL:
+            self.load()
+        return self
+
     def load(self) -> None:
+        # Revision first: a change committed while the rest loads is seen as a newer revision.
+        self.revision = CatalogueRevision.objects.filter(pk=1).values_list("revision", flat=True).first() or 0
         versions = list(
             PurposeVersion.objects.filter(status__in=[VersionStatus.PUBLISHED, VersionStatus.RETIRED])
             .select_related("purpose")
@@ -228,17 +244,22 @@ _CHECK_SQL = None
 
 
 def _check_sql() -> str:
-    """One indexed lookup: identity (blind index) → profile, its state and any restriction."""
+    """One statement, always one row: the catalogue revision, then (or NULLs, nobody found) the
+    identity (blind index) → profile, its state and any restriction."""
     global _CHECK_SQL
     if _CHECK_SQL is None:
         # Table names come from model metadata; every value is a bound parameter.
         _CHECK_SQL = (
-            "SELECT p.jurisdiction, p.status, s.state, s.purpose_version, s.occurred_at, "  # noqa: S608
+            f"SELECT (SELECT v.revision FROM {CatalogueRevision._meta.db_table} v WHERE v.id = 1), "  # noqa: S608
+            "x.jurisdiction, x.status, x.state, x.purpose_version, x.occurred_at, x.restricted "
+            "FROM (SELECT 1 AS one) base LEFT JOIN ("
+            "SELECT p.jurisdiction, p.status, s.state, s.purpose_version, s.occurred_at, "
             f"EXISTS (SELECT 1 FROM {ProcessingRestriction._meta.db_table} r WHERE r.profile_id = i.profile_id AND r.lifted_at IS NULL "
-            "AND (r.purpose_code = '' OR r.purpose_code = %s)) "
+            "AND (r.purpose_code = '' OR r.purpose_code = %s)) AS restricted "
             f"FROM {Identity._meta.db_table} i JOIN {Profile._meta.db_table} p ON p.id = i.profile_id "
             f"LEFT JOIN {ConsentState._meta.db_table} s ON s.profile_id = i.profile_id AND s.purpose_id = %s "
             "WHERE i.workspace_id = %s AND i.kind = %s AND i.namespace = %s AND i.value_index = %s"
+            ") x ON 1 = 1"
         )
     return _CHECK_SQL
 
@@ -263,17 +284,30 @@ def consent_check(
     """Answer "may this person's data be used for this purpose?" with one indexed query.
 
     Hand-written SQL on purpose: this is the hot path and the ORM's query building cost more
-    than the query itself. Plain joins, so it runs on SQLite, PostgreSQL and MariaDB alike.
+    than the query itself. Plain joins, so it runs on SQLite, PostgreSQL and MariaDB alike. The
+    same statement returns the catalogue revision: when another process published a purpose
+    version, this process reloads its catalogue and answers again.
     """
-    purpose = purpose_get(code=purpose_code)
     index = identity_index(kind=kind, value=value, namespace=namespace, jurisdiction=default_jurisdiction)
-    row = _check_row([purpose.code, purpose.id, workspace_id, kind, namespace, index])
-    if row is None or row[1] != ProfileStatus.ACTIVE:
+    for attempt in (0, 1):
+        cat = catalogue.for_check()
+        purpose = cat.by_code.get(purpose_code)
+        if purpose is None:
+            if time.monotonic() - cat.loaded_at > UNKNOWN_RELOAD_SECONDS:
+                cat.load()
+                purpose = cat.by_code.get(purpose_code)
+            if purpose is None:
+                raise UnknownPurpose(ERR_UNKNOWN_PURPOSE, extra={"purpose": purpose_code, "known": sorted(cat.by_code)})
+        row = _check_row([purpose.code, purpose.id, workspace_id, kind, namespace, index])
+        if (row[0] or 0) == cat.revision or attempt:
+            break
+        cat.load()  # published elsewhere since this process loaded it
+    _revision, jurisdiction, status, state, version, occurred_at, restricted = row
+    if status != ProfileStatus.ACTIVE:  # NULL: nobody with this identity
         return consent_decide(
             purpose=purpose, jurisdiction=default_jurisdiction, state=None, state_version=None,
             occurred_at=None, restricted=False, found=False,
         )
-    jurisdiction, _status, state, version, occurred_at, restricted = row
     return consent_decide(
         purpose=purpose, jurisdiction=jurisdiction, state=state, state_version=version,
         occurred_at=_as_datetime(occurred_at), restricted=bool(restricted),

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Max
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -18,6 +18,7 @@ from audit.services import CREATE, UPDATE, change_record
 from consent.chain import chain_seal
 from consent.iab import InvalidSignalString, gpp_decode, tcf_decode
 from consent.models import (
+    CatalogueRevision,
     CcpaCategory,
     ConsentEvent,
     ConsentState,
@@ -101,9 +102,20 @@ def purpose_version_publish(*, version: PurposeVersion, actor=None) -> PurposeVe
                 needs_renewal=True
             )
         change_record(actor=actor, obj=version, action=UPDATE, fields=["status"], note="published")
+        catalogue_revision_bump()
         transaction.on_commit(catalogue.invalidate)
     catalogue.invalidate()
     return version
+
+
+def catalogue_revision_bump() -> None:
+    """Tell every process (through the check's own statement) that the catalogue changed."""
+    if not CatalogueRevision.objects.filter(pk=1).update(revision=F("revision") + 1):
+        try:
+            with transaction.atomic():
+                CatalogueRevision.objects.create(pk=1, revision=1)
+        except IntegrityError:  # created concurrently: count this change on top
+            CatalogueRevision.objects.filter(pk=1).update(revision=F("revision") + 1)
 
 
 def purpose_version_draft(*, purpose: Purpose, actor=None, **fields) -> PurposeVersion:

@@ -91,3 +91,25 @@ def test_web_process_start_up_freezes_long_lived_objects():
         assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.django_db
+def test_check_sees_a_purpose_published_by_another_process(server, purposes):
+    """No periodic reload on the check: the catalogue revision in its statement says when to."""
+    from consent.selectors import catalogue
+    from consent.services import purpose_version_draft, purpose_version_publish
+    from governance.subjects.models import Jurisdiction
+
+    params = {"browser_id": "b-new-visitor", "purpose": "analytics"}
+    before = server.get(CHECK, params).json()
+    assert (before["allowed"], before["reason"]) == (False, "no_consent")
+    stale = (catalogue.by_code, catalogue.by_id, catalogue.revision, catalogue.loaded_at)
+
+    draft = purpose_version_draft(purpose=purposes["analytics"], defaults={j: "opt_out" for j in Jurisdiction.values})
+    purpose_version_publish(version=draft)
+    # This process never heard of it (as if another worker had published it).
+    catalogue.by_code, catalogue.by_id, catalogue.revision, catalogue.loaded_at = stale
+
+    after = server.get(CHECK, params).json()
+    assert (after["allowed"], after["reason"], after["purpose_version"]) == (True, "opt_out_default", draft.version)
+    assert catalogue.revision == stale[2] + 1
