@@ -131,10 +131,12 @@ class _Catalogue:
 catalogue = _Catalogue()
 
 
-def purpose_get(*, code: str) -> CataloguePurpose:
-    purpose = catalogue.get().by_code.get(code)
+def purpose_get(*, code: str, cat: _Catalogue | None = None) -> CataloguePurpose:
+    """A published purpose from ``cat`` (default: the catalogue, refreshed on its timer)."""
+    cat = cat or catalogue.get()
+    purpose = cat.by_code.get(code)
     if purpose is None:
-        raise UnknownPurpose(ERR_UNKNOWN_PURPOSE, extra={"purpose": code, "known": sorted(catalogue.by_code)})
+        raise UnknownPurpose(ERR_UNKNOWN_PURPOSE, extra={"purpose": code, "known": sorted(cat.by_code)})
     return purpose
 
 
@@ -271,7 +273,7 @@ def _as_datetime(value) -> datetime | None:
     return parsed if parsed is None or timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
-def _check_row(params: list) -> tuple | None:
+def _check_row(params: list) -> tuple:
     with connection.cursor() as cursor:
         cursor.execute(_check_sql(), params)
         return cursor.fetchone()
@@ -291,13 +293,9 @@ def consent_check(
     index = identity_index(kind=kind, value=value, namespace=namespace, jurisdiction=default_jurisdiction)
     for attempt in (0, 1):
         cat = catalogue.for_check()
-        purpose = cat.by_code.get(purpose_code)
-        if purpose is None:
-            if time.monotonic() - cat.loaded_at > UNKNOWN_RELOAD_SECONDS:
-                cat.load()
-                purpose = cat.by_code.get(purpose_code)
-            if purpose is None:
-                raise UnknownPurpose(ERR_UNKNOWN_PURPOSE, extra={"purpose": purpose_code, "known": sorted(cat.by_code)})
+        if purpose_code not in cat.by_code and time.monotonic() - cat.loaded_at > UNKNOWN_RELOAD_SECONDS:
+            cat.load()
+        purpose = purpose_get(code=purpose_code, cat=cat)
         row = _check_row([purpose.code, purpose.id, workspace_id, kind, namespace, index])
         if (row[0] or 0) == cat.revision or attempt:
             break
