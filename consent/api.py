@@ -7,10 +7,12 @@ servers) or as staff (API token or session, plus ``workspace=<slug>``).
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
+from urllib.parse import parse_qsl
 
 from django.db import IntegrityError, transaction
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -20,11 +22,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consent.authentication import SiteCredential, SiteKeyAuthentication, credential_for
+from consent.authentication import (
+    SiteCredential,
+    SiteKeyAuthentication,
+    credential_for,
+    credential_forget,
+)
 from consent.models import ConsentStateValue, IdempotencyRecord, KeyKind, Method
 from consent.ratelimit import rate_limit_hit
 from consent.receipts import receipt_json, receipt_token
 from consent.selectors import (
+    CheckResult,
     catalogue,
     consent_check,
     consent_event_get,
@@ -212,12 +220,16 @@ class EventsOutSerializer(serializers.Serializer):
     gpc_events = RecordedSerializer(many=True)
 
 
-def _recorded(event, codes) -> dict:
+def _recorded(event, codes, receipt_url: str) -> dict:
+    record_id = str(event.id)
     return {
-        "record_id": str(event.id), "purpose": codes[event.purpose_id], "purpose_version": event.purpose_version,
+        "record_id": record_id, "purpose": codes[event.purpose_id], "purpose_version": event.purpose_version,
         "state": event.state, "method": event.method, "occurred_at": event.occurred_at.isoformat(),
-        "receipt_url": reverse("consent-receipt", kwargs={"record_id": event.id}),
+        "receipt_url": receipt_url.replace(_RECORD_ID, record_id),
     }
+
+
+_RECORD_ID = "00000000-0000-0000-0000-000000000000"  # reversed once per response, then filled in
 
 
 EVENT_EXAMPLE = {
@@ -291,10 +303,11 @@ class ConsentEventsView(APIView):
             with transaction.atomic():
                 result = consent_events_record(items=items, ctx=ctx)
                 codes = {c.id: c.code for c in catalogue.get().by_code.values()}
+                receipt_url = reverse("consent-receipt", kwargs={"record_id": _RECORD_ID})
                 body = {
                     "recorded": len(result.events),
-                    "events": [_recorded(e, codes) for e in result.events],
-                    "gpc_events": [_recorded(e, codes) for e in result.gpc_events],
+                    "events": [_recorded(e, codes, receipt_url) for e in result.events],
+                    "gpc_events": [_recorded(e, codes, receipt_url) for e in result.gpc_events],
                 }
                 if key:
                     IdempotencyRecord.objects.create(
@@ -471,33 +484,65 @@ def consent_check_fast(request):
     """
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if request.method == "GET" and header.startswith("Bearer mc"):
-        credential = read_without_ping(lambda: credential_for(header[7:]))
-        origin = request.headers.get("Origin")
-        if credential is not None and not (origin and credential.kind == KeyKind.PUBLISHABLE):
+        try:
+            params = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True,
+                                    max_num_fields=_MAX_CHECK_FIELDS))
+        except ValueError:
+            params = None  # too many fields: the view answers with its 400
+        if params is not None:
             try:
-                result = read_without_ping(lambda: _check_for_site(request, credential))
+                result = read_without_ping(lambda: _check_for_site(request, header[7:], params))
             except DomainError as exc:
                 return problem_response(status_code=exc.status_code, code=exc.code, title=exc.title,
                                         detail=exc.detail, extra=exc.extra)
-            return JsonResponse(result.as_dict())
+            if result is not None:
+                return HttpResponse(json.dumps(result.as_dict(), ensure_ascii=False, separators=(",", ":")),
+                                    content_type="application/json")
     return _check_view(request)
 
 
-def _check_for_site(request, credential: SiteCredential):
+# More query fields than a check has is not a check (DRF's view answers it).
+_MAX_CHECK_FIELDS = 16
+
+
+def _check_for_site(request, secret: str, params: dict) -> CheckResult | None:
+    """The check for a site key; ``None`` when the key is unknown, revoked or expired, or the
+    browser call comes from an origin (the DRF view then gives the authentication error or
+    applies CORS rules).
+
+    The key is verified once per process and kept while the keys revision that the check's own
+    statement returns stays the same; when it moved, the key is verified again and the check
+    runs again (a revoked key is refused on its next check).
+    """
+    credential = credential_for(secret, max_age=None)
+    if not _check_credential_usable(request, credential):
+        return None
     rate_limit_hit(key_id=credential.key_id, limit_per_minute=credential.site.rate_limit_per_minute)
-    params = request.GET
     purpose = params.get("purpose", "")
     if not purpose:
         raise DomainError("Give ?purpose=<code>.", code="purpose_required")
     q = _identity_params(params)
     if credential.kind == KeyKind.PUBLISHABLE and q["identity_kind"] != IdentityKind.BROWSER_ID:
         raise KeyScopeError("A publishable key may only check consent for a browser id.")
-    workspace = credential.site.workspace
-    return consent_check(
-        workspace_id=workspace.pk, default_jurisdiction=workspace.default_jurisdiction,
-        purpose_code=purpose, kind=q["identity_kind"], value=q["identity_value"],
-        namespace=q["identity_namespace"],
-    )
+    for _attempt in (0, 1):
+        workspace = credential.site.workspace
+        result = consent_check(
+            workspace_id=workspace.pk, default_jurisdiction=workspace.default_jurisdiction,
+            purpose_code=purpose, kind=q["identity_kind"], value=q["identity_value"],
+            namespace=q["identity_namespace"],
+        )
+        if result.keys_revision == credential.revision:
+            break
+        credential_forget(secret)  # a key, site or workspace changed since it was verified
+        credential = credential_for(secret, max_age=None)
+        if not _check_credential_usable(request, credential):
+            return None
+    return result
+
+
+def _check_credential_usable(request, credential: SiteCredential | None) -> bool:
+    # Browser calls with a publishable key go through the DRF view, which applies the origin rules.
+    return credential is not None and not (credential.kind == KeyKind.PUBLISHABLE and request.headers.get("Origin"))
 
 
 _check_view = ConsentCheckView.as_view()

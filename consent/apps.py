@@ -10,10 +10,17 @@ class ConsentConfig(AppConfig):
 
     def ready(self) -> None:
         from corsheaders.signals import check_request_enabled
+        from django.db.models.signals import post_delete, post_save
 
         from consent import receivers, schema  # noqa: F401 - registers the OpenAPI extension
+        from consent.models import Site, SiteKey
+        from governance.subjects.models import Workspace
         from governance.subjects.signals import profile_merged, profile_shredded
 
         profile_shredded.connect(receivers.on_profile_shredded, dispatch_uid="consent-shred")
         profile_merged.connect(receivers.on_profile_merged, dispatch_uid="consent-merge")
         check_request_enabled.connect(receivers.cors_allow_site_origin, dispatch_uid="consent-cors")
+        for model in (SiteKey, Site, Workspace):
+            for signal in (post_save, post_delete):
+                signal.connect(receivers.on_key_scope_changed, sender=model,
+                               dispatch_uid=f"consent-keys-{signal is post_save}-{model.__name__}")

@@ -2,8 +2,12 @@
 or ``Bearer mcsk_…`` (secret, server). Preference-centre pages use short-lived signed tokens
 (``mcpt_…``) with publishable scope.
 
-Verified keys are cached in-process for ``KEY_CACHE_SECONDS`` so the hot path does not hash and
-query on every request; revocation therefore takes effect within that many seconds.
+Verified keys are cached in-process. Each carries the keys revision (``ConsentRevision.keys``) read
+just before it was verified. The consent check reads the current revision in its own statement
+and verifies the key again only when it moved, so on the check a revoked or rotated key stops
+working on the next request, and no request waits on a timed re-verification. The other
+endpoints re-verify a cached key after ``KEY_CACHE_SECONDS``, so for them revocation takes effect
+within that many seconds.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.core import signing
+from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from consent.models import KeyKind, Site
@@ -32,6 +38,11 @@ class SiteCredential:
     site: Site
     kind: str
     key_id: str
+    revision: int = 0  # ConsentRevision.keys when verified
+    expires_at: datetime | None = None
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
     @property
     def workspace(self):
@@ -67,34 +78,58 @@ def page_token_create(*, site: Site) -> str:
 
 
 def _resolve(secret: str) -> SiteCredential | None:
+    from consent.selectors import consent_revision
+
+    revision = consent_revision("keys")  # first: a change committed meanwhile shows as a newer revision
     if secret.startswith(PAGE_TOKEN_PREFIX):
         try:
             data = signing.loads(secret[len(PAGE_TOKEN_PREFIX):], salt=PAGE_TOKEN_SALT, max_age=PAGE_TOKEN_MAX_AGE)
         except signing.BadSignature:
             return None
         site = Site.objects.select_related("workspace").filter(pk=data.get("site")).first()
-        return SiteCredential(site=site, kind=KeyKind.PUBLISHABLE, key_id=f"page-{site.pk}") if site else None
+        # Its signature's age is checked again within KEY_CACHE_SECONDS, whoever asks.
+        expires = timezone.now() + timedelta(seconds=KEY_CACHE_SECONDS)
+        return SiteCredential(site=site, kind=KeyKind.PUBLISHABLE, key_id=f"page-{site.pk}",
+                              revision=revision, expires_at=expires) if site else None
     from consent.services import site_key_check
 
     key = site_key_check(secret)
     if key is None:
         return None
-    return SiteCredential(site=key.site, kind=key.kind, key_id=key.key_id)
+    return SiteCredential(site=key.site, kind=key.kind, key_id=key.key_id, revision=revision,
+                          expires_at=key.expires_at)
 
 
-def credential_for(secret: str) -> SiteCredential | None:
-    cache_key = hashlib.sha256(secret.encode()).hexdigest()
+def _cache_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def credential_for(secret: str, *, max_age: float | None = KEY_CACHE_SECONDS) -> SiteCredential | None:
+    """The verified credential for ``secret`` (``None``: unknown, revoked or expired).
+
+    ``max_age=None`` keeps a cached credential for as long as the caller confirms its revision
+    (the consent check does, see :func:`credential_forget`).
+    """
+    cache_key = _cache_key(secret)
     now = time.monotonic()
     with _cache_lock:
         hit = _cache.get(cache_key)
-    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
-        return hit[1]
+    if hit is not None and (max_age is None or now - hit[0] < max_age):
+        credential = hit[1]
+        if credential is None or not credential.expired():
+            return credential
     credential = _resolve(secret)
     with _cache_lock:
         if len(_cache) > 10000:
             _cache.clear()
         _cache[cache_key] = (now, credential)
     return credential
+
+
+def credential_forget(secret: str) -> None:
+    """Drop the cached credential (its keys revision is older than the database's)."""
+    with _cache_lock:
+        _cache.pop(_cache_key(secret), None)
 
 
 def key_cache_clear() -> None:

@@ -317,21 +317,24 @@ class ProcessingRestriction(models.Model):
         return f"restriction {self.pk}"
 
 
-class CatalogueRevision(models.Model):
-    """One row, bumped whenever a purpose version is published.
+class ConsentRevision(models.Model):
+    """One row of counters that the consent check reads in its own statement.
 
-    The consent check reads it in its own statement, so every process learns that its cached
-    purpose catalogue is stale on its next check, with no periodic reload on the request path.
+    ``catalogue`` is bumped when a purpose version is published, ``keys`` when a site key, a site or
+    a workspace changes (revocation, rotation, rate limit, origins, default jurisdiction). Every
+    process learns on its next check that its cached catalogue or key is stale, so neither is
+    reloaded on a timer on the request path, and a revoked key stops working on the next check.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    revision = models.BigIntegerField(default=0)
+    catalogue = models.BigIntegerField(default=0)
+    keys = models.BigIntegerField(default=0)
 
     class Meta:
-        verbose_name = _("purpose catalogue revision")
+        verbose_name = _("consent configuration revision")
 
     def __str__(self) -> str:
-        return f"purpose catalogue revision {self.revision}"
+        return f"catalogue revision {self.catalogue}, keys revision {self.keys}"
 
 
 class ChainHead(models.Model):

@@ -1,4 +1,5 @@
-"""Signal receivers wired in ``ConsentConfig.ready()``: erasure, merges and per-site CORS."""
+"""Signal receivers wired in ``ConsentConfig.ready()``: erasure, merges, per-site CORS and key
+revisions."""
 
 from __future__ import annotations
 
@@ -25,3 +26,14 @@ def cors_allow_site_origin(sender, request, **kwargs) -> bool:
     from consent.selectors import site_origins_all
 
     return origin in site_origins_all()
+
+
+def on_key_scope_changed(sender, **kwargs) -> None:
+    """A site key, site or workspace was saved or deleted: cached keys must be verified again.
+
+    Saves through the admin or any service reach here; the services that change keys with
+    ``update()`` (revoke, rotate) bump the revision themselves.
+    """
+    from consent.services import keys_revision_bump
+
+    keys_revision_bump()

@@ -8,15 +8,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection
 from django.db.models import Count
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from consent.models import (
-    CatalogueRevision,
     ConsentEvent,
+    ConsentRevision,
     ConsentState,
     ConsentStateValue,
     DefaultRule,
@@ -28,6 +27,7 @@ from consent.models import (
     VersionStatus,
 )
 from governance.api.errors import DomainError, NotFound
+from governance.dbread import PreparedRead
 from governance.subjects.models import Identity, Profile, ProfileStatus
 from governance.subjects.selectors import identity_index
 
@@ -69,6 +69,11 @@ class CataloguePurpose:
         return self.defaults.get(jurisdiction) or DEFAULT_RULES.get(jurisdiction, DefaultRule.OPT_IN)
 
 
+def consent_revision(counter: str) -> int:
+    """The current value of ``ConsentRevision.<counter>`` (``catalogue`` or ``keys``; 0 before any bump)."""
+    return ConsentRevision.objects.filter(pk=1).values_list(counter, flat=True).first() or 0
+
+
 class _Catalogue:
     def __init__(self) -> None:
         self.loaded_at = 0.0
@@ -90,7 +95,7 @@ class _Catalogue:
 
     def load(self) -> None:
         # Revision first: a change committed while the rest loads is seen as a newer revision.
-        self.revision = CatalogueRevision.objects.filter(pk=1).values_list("revision", flat=True).first() or 0
+        self.revision = consent_revision("catalogue")
         versions = list(
             PurposeVersion.objects.filter(status__in=[VersionStatus.PUBLISHED, VersionStatus.RETIRED])
             .select_related("purpose")
@@ -200,6 +205,7 @@ class CheckResult:
     state: str | None
     found: bool
     decided_at: datetime | None = None
+    keys_revision: int = 0  # ConsentRevision.keys as the check's statement read it (not output)
 
     def as_dict(self) -> dict:
         return {
@@ -242,28 +248,30 @@ def consent_decide(
     return result(False, basis, "no_consent")
 
 
-_CHECK_SQL = None
-
-
 def _check_sql() -> str:
-    """One statement, always one row: the catalogue revision, then (or NULLs, nobody found) the
-    identity (blind index) → profile, its state and any restriction."""
-    global _CHECK_SQL
-    if _CHECK_SQL is None:
-        # Table names come from model metadata; every value is a bound parameter.
-        _CHECK_SQL = (
-            f"SELECT (SELECT v.revision FROM {CatalogueRevision._meta.db_table} v WHERE v.id = 1), "  # noqa: S608
-            "x.jurisdiction, x.status, x.state, x.purpose_version, x.occurred_at, x.restricted "
-            "FROM (SELECT 1 AS one) base LEFT JOIN ("
-            "SELECT p.jurisdiction, p.status, s.state, s.purpose_version, s.occurred_at, "
-            f"EXISTS (SELECT 1 FROM {ProcessingRestriction._meta.db_table} r WHERE r.profile_id = i.profile_id AND r.lifted_at IS NULL "
-            "AND (r.purpose_code = '' OR r.purpose_code = %s)) AS restricted "
-            f"FROM {Identity._meta.db_table} i JOIN {Profile._meta.db_table} p ON p.id = i.profile_id "
-            f"LEFT JOIN {ConsentState._meta.db_table} s ON s.profile_id = i.profile_id AND s.purpose_id = %s "
-            "WHERE i.workspace_id = %s AND i.kind = %s AND i.namespace = %s AND i.value_index = %s"
-            ") x ON 1 = 1"
-        )
-    return _CHECK_SQL
+    """One statement, always one row: the catalogue and keys revisions, then (or NULLs, nobody
+    found) the identity (blind index) → profile, its state and any restriction."""
+    # Table names come from model metadata; every value is a bound parameter.
+    revision = ConsentRevision._meta.db_table
+    return (
+        f"SELECT (SELECT v.catalogue FROM {revision} v WHERE v.id = 1), "  # noqa: S608
+        f"(SELECT v.keys FROM {revision} v WHERE v.id = 1), "
+        "x.jurisdiction, x.status, x.state, x.purpose_version, x.occurred_at, x.restricted "
+        "FROM (SELECT 1 AS one) base LEFT JOIN ("
+        "SELECT p.jurisdiction, p.status, s.state, s.purpose_version, s.occurred_at, "
+        f"EXISTS (SELECT 1 FROM {ProcessingRestriction._meta.db_table} r WHERE r.profile_id = i.profile_id AND r.lifted_at IS NULL "
+        "AND (r.purpose_code = '' OR r.purpose_code = %s)) AS restricted "
+        f"FROM {Identity._meta.db_table} i JOIN {Profile._meta.db_table} p ON p.id = i.profile_id "
+        f"LEFT JOIN {ConsentState._meta.db_table} s ON s.profile_id = i.profile_id AND s.purpose_id = %s "
+        "WHERE i.workspace_id = %s AND i.kind = %s AND i.namespace = %s AND i.value_index = %s"
+        ") x ON 1 = 1"
+    )
+
+
+_CHECK = PreparedRead(
+    name="mamoru_consent_check_v2", sql=_check_sql,
+    columns=("int", "int", "text", "text", "text", "int", "timestamptz", "bool"),
+)
 
 
 def _as_datetime(value) -> datetime | None:
@@ -274,9 +282,7 @@ def _as_datetime(value) -> datetime | None:
 
 
 def _check_row(params: list) -> tuple:
-    with connection.cursor() as cursor:
-        cursor.execute(_check_sql(), params)
-        return cursor.fetchone()
+    return _CHECK.fetchone(params)
 
 
 def consent_check(
@@ -288,7 +294,8 @@ def consent_check(
     Hand-written SQL on purpose: this is the hot path and the ORM's query building cost more
     than the query itself. Plain joins, so it runs on SQLite, PostgreSQL and MariaDB alike. The
     same statement returns the catalogue revision: when another process published a purpose
-    version, this process reloads its catalogue and answers again.
+    version, this process reloads its catalogue and answers again. It also returns the keys
+    revision (``result.keys_revision``), which the caller compares with its cached site key's.
     """
     index = identity_index(kind=kind, value=value, namespace=namespace, jurisdiction=default_jurisdiction)
     for attempt in (0, 1):
@@ -300,16 +307,19 @@ def consent_check(
         if (row[0] or 0) == cat.revision or attempt:
             break
         cat.load()  # published elsewhere since this process loaded it
-    _revision, jurisdiction, status, state, version, occurred_at, restricted = row
+    _revision, keys_revision, jurisdiction, status, state, version, occurred_at, restricted = row
     if status != ProfileStatus.ACTIVE:  # NULL: nobody with this identity
-        return consent_decide(
+        result = consent_decide(
             purpose=purpose, jurisdiction=default_jurisdiction, state=None, state_version=None,
             occurred_at=None, restricted=False, found=False,
         )
-    return consent_decide(
-        purpose=purpose, jurisdiction=jurisdiction, state=state, state_version=version,
-        occurred_at=_as_datetime(occurred_at), restricted=bool(restricted),
-    )
+    else:
+        result = consent_decide(
+            purpose=purpose, jurisdiction=jurisdiction, state=state, state_version=version,
+            occurred_at=_as_datetime(occurred_at), restricted=bool(restricted),
+        )
+    result.keys_revision = keys_revision or 0
+    return result
 
 
 def profile_consent_overview(*, profile: Profile) -> list[dict]:

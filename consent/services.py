@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
@@ -18,9 +20,9 @@ from audit.services import CREATE, UPDATE, change_record
 from consent.chain import chain_seal
 from consent.iab import InvalidSignalString, gpp_decode, tcf_decode
 from consent.models import (
-    CatalogueRevision,
     CcpaCategory,
     ConsentEvent,
+    ConsentRevision,
     ConsentState,
     ConsentStateValue,
     KeyKind,
@@ -35,6 +37,7 @@ from consent.models import (
 from consent.proof import request_proof, subject_pseudonym
 from consent.selectors import UnknownPurpose, catalogue, purpose_get
 from governance.api.errors import Conflict, DomainError
+from governance.bulk import rows_insert, rows_upsert
 from governance.crypto.blind_index import blind_index
 from governance.subjects.identities import InvalidIdentity, index_kind, normalize_identity
 from governance.subjects.models import (
@@ -108,14 +111,24 @@ def purpose_version_publish(*, version: PurposeVersion, actor=None) -> PurposeVe
     return version
 
 
-def catalogue_revision_bump() -> None:
-    """Tell every process (through the check's own statement) that the catalogue changed."""
-    if not CatalogueRevision.objects.filter(pk=1).update(revision=F("revision") + 1):
+def _revision_bump(counter: str) -> None:
+    """Count one change in ``ConsentRevision.<counter>`` (inside the caller's transaction)."""
+    if not ConsentRevision.objects.filter(pk=1).update(**{counter: F(counter) + 1}):
         try:
             with transaction.atomic():
-                CatalogueRevision.objects.create(pk=1, revision=1)
+                ConsentRevision.objects.create(pk=1, **{counter: 1})
         except IntegrityError:  # created concurrently: count this change on top
-            CatalogueRevision.objects.filter(pk=1).update(revision=F("revision") + 1)
+            ConsentRevision.objects.filter(pk=1).update(**{counter: F(counter) + 1})
+
+
+def catalogue_revision_bump() -> None:
+    """Tell every process (through the check's own statement) that the catalogue changed."""
+    _revision_bump("catalogue")
+
+
+def keys_revision_bump() -> None:
+    """Tell every process that cached site keys may be stale (a key, site or workspace changed)."""
+    _revision_bump("keys")
 
 
 def purpose_version_draft(*, purpose: Purpose, actor=None, **fields) -> PurposeVersion:
@@ -158,6 +171,7 @@ def site_key_create(*, site: Site, kind: str, actor=None) -> tuple[SiteKey, str]
 def site_key_revoke(*, key: SiteKey, actor=None) -> SiteKey:
     with transaction.atomic():
         SiteKey.objects.filter(pk=key.pk, revoked_at=None).update(revoked_at=timezone.now())
+        keys_revision_bump()
         key.refresh_from_db()
         change_record(actor=actor, obj=key, action=UPDATE, fields=["revoked_at"], note="revoked")
     return key
@@ -167,6 +181,7 @@ def site_key_rotate(*, key: SiteKey, grace: timedelta = timedelta(hours=24), act
     """Issue a new key of the same kind; the old one keeps working until the grace period ends."""
     with transaction.atomic():
         SiteKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() + grace)
+        keys_revision_bump()
         new_key, secret = site_key_create(site=key.site, kind=key.kind, actor=actor)
         change_record(actor=actor, obj=key, action=UPDATE, fields=["expires_at"], note="rotated")
     return new_key, secret
@@ -223,6 +238,11 @@ class RecordContext:
     ip: str = ""
     user_agent: str = ""
     gpc: bool = False
+
+    @cached_property
+    def proof(self) -> str:
+        """Keyed hash of the caller's IP address and user agent (the same for every event of a batch)."""
+        return request_proof(ip=self.ip, user_agent=self.user_agent) if (self.ip or self.user_agent) else ""
 
 
 @dataclass
@@ -334,18 +354,29 @@ def _new_event(*, ctx: RecordContext, profile: Profile, purpose_id: int, version
                method: str, identity_kind: str, identity_index_value: str, occurred_at: datetime,
                now: datetime, jurisdiction: str, item: EventInput | None = None, signals=None,
                note: str = "") -> ConsentEvent:
-    return ConsentEvent(
-        workspace=ctx.workspace, site=ctx.site, profile=profile,
-        subject_pseudonym=subject_pseudonym(identity_index=identity_index_value),
-        identity_kind=identity_kind, identity_index=identity_index_value,
-        purpose_id=purpose_id, purpose_version=version, state=state, method=method,
-        occurred_at=occurred_at, recorded_at=now, jurisdiction=jurisdiction,
-        language=(item.language if item else "")[:16], page_url=item.page_url if item else "",
-        notice_url=item.notice_url if item else "",
-        proof=request_proof(ip=ctx.ip, user_agent=ctx.user_agent) if (ctx.ip or ctx.user_agent) else "",
-        actor_label=ctx.actor_label[:150], tcf_string=item.tcf_string if item else "",
-        gpp_string=item.gpp_string if item else "", signals=signals or {}, note=(note or (item.note if item else ""))[:300],
-    )
+    values = {
+        "id": uuid.uuid4(), "seq": None, "prev_hash": "", "entry_hash": "",  # sealed by chain_seal
+        "workspace_id": ctx.workspace.pk, "site_id": ctx.site.pk if ctx.site else None, "profile_id": profile.pk,
+        "subject_pseudonym": subject_pseudonym(identity_index=identity_index_value),
+        "identity_kind": identity_kind, "identity_index": identity_index_value,
+        "purpose_id": purpose_id, "purpose_version": version, "state": state, "method": method,
+        "occurred_at": occurred_at, "recorded_at": now, "jurisdiction": jurisdiction,
+        "language": (item.language if item else "")[:16], "page_url": item.page_url if item else "",
+        "notice_url": item.notice_url if item else "",
+        "proof": ctx.proof,
+        "actor_label": ctx.actor_label[:150], "tcf_string": item.tcf_string if item else "",
+        "gpp_string": item.gpp_string if item else "", "signals": signals or {},
+        "note": (note or (item.note if item else ""))[:300], "redacted_at": None,
+    }
+    # Positional construction is Django's fast path (a batch builds 500 of these); a field added to
+    # the model without a value here is a KeyError, not a silent default.
+    event = ConsentEvent(*[values[name] for name in _EVENT_ATTNAMES])
+    # What the related-object descriptors would have cached, so event.site etc. need no query.
+    event._state.fields_cache.update(workspace=ctx.workspace, site=ctx.site, profile=profile)
+    return event
+
+
+_EVENT_ATTNAMES = [f.attname for f in ConsentEvent._meta.concrete_fields]
 
 
 def _apply(state: ConsentState | None, event: ConsentEvent, renewal_floor: int) -> ConsentState:
@@ -461,15 +492,13 @@ def consent_events_record(*, items: Sequence[EventInput], ctx: RecordContext,
             ))
         everything = gpc_events + events
         chain_seal(everything)
-        ConsentEvent.objects.bulk_create(everything, batch_size=500)
+        rows_insert(ConsentEvent, everything)
         for event in everything:
             fold(event)
         # One upsert instead of bulk_update (whose CASE expressions cost seconds per 500 rows);
         # the rows are locked above, so nothing else changes them meanwhile.
-        ConsentState.objects.bulk_create(
-            list(touched.values()), batch_size=500, update_conflicts=True,
-            unique_fields=["profile", "purpose"], update_fields=list(STATE_UPSERT_FIELDS),
-        )
+        rows_upsert(ConsentState, list(touched.values()), unique_fields=["profile", "purpose"],
+                    update_fields=STATE_UPSERT_FIELDS)
         audit_obj = ctx.site or everything[0]
         change_record(
             actor=ctx.actor, obj=audit_obj, action=CREATE, fields=["consent_events"],
@@ -511,7 +540,7 @@ def consent_gpc_apply(*, profile: Profile, identity_kind: str, identity_index_va
 def _store(events: list[ConsentEvent], *, states_by_pair: dict, ctx: RecordContext, note: str) -> None:
     floors = {c.id: c.renewal_floor for c in catalogue.get().by_code.values()}
     chain_seal(events)
-    ConsentEvent.objects.bulk_create(events)
+    rows_insert(ConsentEvent, events)
     for event in events:
         key = (event.profile_id, event.purpose_id)
         state = _apply(states_by_pair.get(key), event, floors.get(event.purpose_id, 0))

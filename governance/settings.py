@@ -84,6 +84,7 @@ INSTALLED_APPS += [
 ]
 
 MIDDLEWARE = [
+    "governance.api.middleware.ReleaseRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "governance.api.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -44,7 +44,11 @@ def _app_urls(module_suffix: str) -> list:
 
 
 def _hot_api_urls() -> list:
-    return [p for module in _app_modules("api_urls") for p in getattr(module, "hot_urlpatterns", [])]
+    # Flattened to full paths at the top level: one pattern match, no nested resolver.
+    return [
+        path(f"api/v1/{p.pattern}", p.callback, name=p.name)
+        for module in _app_modules("api_urls") for p in getattr(module, "hot_urlpatterns", [])
+    ]
 
 
 admin.site.site_header = _("Mamoru privacy governance")
@@ -52,7 +56,7 @@ admin.site.site_title = _("Mamoru")
 admin.site.index_title = _("Privacy dashboard")
 
 urlpatterns = [
-    path("api/v1/", include(_hot_api_urls())),
+    *_hot_api_urls(),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -34,3 +35,35 @@ class RequestBodyLimitMiddleware:
                     detail=f"The body has {length} bytes; the limit is {limit}.",
                 )
         return self.get_response(request)
+
+
+# Attributes that middleware hangs on the request and that point back at it: the lazy user's
+# closure and ``auser`` (AuthenticationMiddleware), the message storage (MessageMiddleware). Left
+# alone, every request ends as a reference cycle of ~40 objects that
+# only the garbage collector frees (a young-generation collection every ~15 requests, 0.5–2.7 ms
+# on the benchmark machine, on every endpoint).
+_BACK_REFERENCES = ("user", "auser", "_cached_user", "_acached_user", "_messages")
+
+
+class ReleaseRequestMiddleware:
+    """Break the request's reference cycles once the response has been sent (``close()``), so
+    reference counting frees each request at once instead of the cyclic garbage collector.
+
+    Outermost in ``MIDDLEWARE``; the view, every middleware and the server are done with the
+    request by then (streaming responses close after their last chunk). Plain Django views (the
+    consent check) then leave no cyclic garbage at all; DRF views still do (the view and its
+    request point at each other, serializer fields at their parents).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response._resource_closers.append(partial(_release, request.__dict__))
+        return response
+
+
+def _release(attributes: dict) -> None:
+    for name in _BACK_REFERENCES:
+        attributes.pop(name, None)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import gc
+from datetime import timedelta
 
 import environ
 import psycopg
 import pytest
 from django.db import OperationalError, connections
 from django.db.backends.postgresql.base import DatabaseWrapper
+from django.test.utils import CaptureQueriesContext
 from django.urls import resolve, reverse
 
 from consent.api import consent_check_fast
 from consent.ratelimit import _block
-from governance.dbread import read_without_ping
+from governance.dbread import PreparedRead, read_without_ping
 from tests.servers import POSTGRES_ADMIN_URL
 
 CHECK = "/api/v1/consent/check"
@@ -83,6 +85,78 @@ def test_read_without_ping_does_not_retry_on_a_live_connection(pg_alias):
     assert calls == [1]
 
 
+_PROBE = PreparedRead(
+    name="mamoru_test_probe",
+    sql="SELECT %s::int8, %s::text, %s::bool, %s::timestamptz, NULL::text, %s::int4 WHERE %s::text <> 'none'",
+    columns=("int", "text", "bool", "timestamptz", "text", "int"),
+)
+_PROBE_PARAMS = [-9_000_000_000, "同意 ✓", True, "1999-12-31T23:59:59.123456+09:00", 7, "row"]
+
+
+def _prepared_names(wrapper) -> set[str]:
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_prepared_read_decodes_like_a_django_cursor(pg_alias):
+    with pg_alias.cursor() as cursor:
+        cursor.execute(_PROBE.sql, _PROBE_PARAMS)
+        expected = cursor.fetchone()
+    assert _PROBE.fetchone(_PROBE_PARAMS, using="pg_probe") == expected
+    assert "mamoru_test_probe" in _prepared_names(pg_alias)  # it went through libpq's prepared call
+    assert _PROBE.fetchone([*_PROBE_PARAMS[:-1], "none"], using="pg_probe") is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_prepared_read_prepares_again_when_the_connection_lost_the_statement(pg_alias):
+    _PROBE.fetchone(_PROBE_PARAMS, using="pg_probe")
+    with pg_alias.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a pooler or DISCARD ALL does behind our back
+    assert "mamoru_test_probe" not in _prepared_names(pg_alias)
+    assert _PROBE.fetchone(_PROBE_PARAMS, using="pg_probe")[0] == -9_000_000_000
+    assert "mamoru_test_probe" in _prepared_names(pg_alias)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_prepared_read_reconnects_after_the_server_dropped_the_connection(pg_alias):
+    pid = _backend_pid(pg_alias)
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    row = read_without_ping(lambda: _PROBE.fetchone(_PROBE_PARAMS, using="pg_probe"), using="pg_probe")
+    assert row[1] == "同意 ✓"
+    assert _backend_pid(pg_alias) != pid
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_prepared_read_errors_on_a_live_connection_are_django_errors_and_not_retried(pg_alias):
+    sleeper = PreparedRead(name="mamoru_test_sleep", sql="SELECT 1 FROM pg_sleep(%s)", columns=("int",))
+    with pg_alias.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 1")
+    pid = _backend_pid(pg_alias)
+    try:
+        with pytest.raises(OperationalError, match="statement timeout"):
+            read_without_ping(lambda: sleeper.fetchone([1], using="pg_probe"), using="pg_probe")
+        assert _backend_pid(pg_alias) == pid  # not treated as a dead connection
+    finally:
+        with pg_alias.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_prepared_read_stays_visible_to_query_logging(pg_alias):
+    with CaptureQueriesContext(pg_alias) as captured:
+        assert _PROBE.fetchone(_PROBE_PARAMS, using="pg_probe")[5] == 7
+    # Debug tools and assertNumQueries see the statement: it went through a Django cursor.
+    assert "-9000000000::int8" in captured.captured_queries[-1]["sql"]
+
+
 def test_web_process_start_up_freezes_long_lived_objects():
     from governance.startup import web_process_ready
 
@@ -113,3 +187,88 @@ def test_check_sees_a_purpose_published_by_another_process(server, purposes):
     after = server.get(CHECK, params).json()
     assert (after["allowed"], after["reason"], after["purpose_version"]) == (True, "opt_out_default", draft.version)
     assert catalogue.revision == stale[2] + 1
+
+
+@pytest.mark.django_db
+def test_check_refuses_a_revoked_key_on_its_next_request(server, keys, django_assert_num_queries):
+    """No timed re-verification: the keys revision in the check's statement says when to."""
+    from consent.models import SiteKey
+    from consent.services import site_key_revoke
+
+    params = {"browser_id": "browser-0001", "purpose": "analytics"}
+    assert server.get(CHECK, params).status_code == 200
+    with django_assert_num_queries(1):  # the cached key is confirmed by the check's own statement
+        assert server.get(CHECK, params).status_code == 200
+    site_key_revoke(key=SiteKey.objects.get(kind="secret"))  # the cache is not told (another process)
+    refused = server.get(CHECK, params)
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "bad_site_key"
+
+
+@pytest.mark.django_db
+def test_check_refuses_a_key_whose_rotation_grace_ended(server, keys):
+    from consent.models import SiteKey
+    from consent.services import site_key_rotate
+
+    params = {"browser_id": "browser-0001", "purpose": "analytics"}
+    assert server.get(CHECK, params).status_code == 200
+    _new, new_secret = site_key_rotate(key=SiteKey.objects.get(kind="secret"), grace=timedelta(0))
+    assert server.get(CHECK, params).status_code == 401
+    server.credentials(HTTP_AUTHORIZATION=f"Bearer {new_secret}")
+    assert server.get(CHECK, params).status_code == 200
+
+
+@pytest.mark.django_db
+def test_check_sees_a_workspace_changed_in_the_admin(server, site):
+    """A saved workspace (or site, or key) bumps the keys revision: cached copies are replaced."""
+    from governance.subjects.models import Jurisdiction, Workspace
+
+    params = {"browser_id": "b-unknown", "purpose": "analytics"}
+    assert server.get(CHECK, params).json()["reason"] == "no_consent"  # EU: opt-in
+    workspace = Workspace.objects.get(pk=site.workspace_id)
+    workspace.default_jurisdiction = Jurisdiction.US_CA
+    workspace.save()  # as the admin does; this process's cached key still holds the EU workspace
+    assert server.get(CHECK, params).json()["reason"] == "opt_out_default"
+
+
+@pytest.mark.django_db
+def test_a_check_leaves_no_cyclic_garbage(keys):
+    """Each request is freed by reference counting (ReleaseRequestMiddleware), so the check does
+    not feed the garbage collector's pauses."""
+    import io
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    handler = WSGIHandler()
+    environ = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": CHECK, "QUERY_STRING": "browser_id=browser-0001&purpose=analytics",
+        "SERVER_NAME": "testserver", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+        "HTTP_AUTHORIZATION": f"Bearer {keys['secret']}", "REMOTE_ADDR": "127.0.0.1",
+    }
+
+    def one_check() -> None:
+        statuses = []
+        response = handler({**environ, "wsgi.input": io.BytesIO()}, lambda status, headers: statuses.append(status))
+        b"".join(response)
+        response.close()  # what the WSGI server does once the body is sent
+        assert statuses == ["200 OK"]
+
+    # As Django's test client does: keep the test's database connection across "requests".
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        one_check()
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        for _ in range(5):
+            one_check()
+        gc.collect()
+        leaked = [type(o).__name__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert leaked == []
