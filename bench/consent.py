@@ -41,7 +41,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PY = str(ROOT / ".venv" / "bin" / "python")
 DB = "mamoru_bench_consent"
-PG = "postgres://postgres@127.0.0.1:5432/"
+PG_URLS = {
+    # Same host: PostgreSQL's Unix socket (libpq's default directory), the usual set-up when the app
+    # and the database share a machine; a loopback TCP round trip costs about twice as much here.
+    "socket": "postgres://postgres@/",
+    "tcp": "postgres://postgres@127.0.0.1:5432/",
+}
+
+
+def pg_url() -> str:
+    return PG_URLS[os.environ.get("MAMORU_BENCH_PG_TRANSPORT", "socket")]
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,6 +65,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=40, help="batches of 500 events to POST")
     parser.add_argument("--writers", type=int, default=2, help="concurrent batch writers")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--transport", choices=sorted(PG_URLS), default="socket",
+                        help="how gunicorn reaches PostgreSQL: Unix socket (default) or TCP on 127.0.0.1")
     parser.add_argument("--keep", action="store_true", help="reuse the loaded bench database")
     parser.add_argument("--quick", action="store_true", help="100k states, 5 s runs")
     parser.add_argument("--results", help="write a markdown summary to this file")
@@ -68,7 +79,7 @@ def parse_args() -> argparse.Namespace:
 def bench_env() -> dict:
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=PG + DB, MAMORU_KEYSTORE_URL=PG + DB + "_keys",
+        DATABASE_URL=pg_url() + DB, MAMORU_KEYSTORE_URL=pg_url() + DB + "_keys",
         DJANGO_SETTINGS_MODULE="bench.consent_settings", DATABASE_CONN_MAX_AGE="600",
         PYTHONPATH=str(ROOT),
     )
@@ -359,6 +370,7 @@ def main() -> None:
     args = parse_args()
     # SIGTERM (e.g. from `timeout`) must still stop the gunicorn this script started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    os.environ["MAMORU_BENCH_PG_TRANSPORT"] = args.transport
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install -y wrk")
     fresh = prepare_databases(args.keep)
@@ -408,7 +420,8 @@ def main() -> None:
     lines = [
         f"consent bench: {args.states:,} states ({'fresh load' if fresh else 'kept'}), gunicorn gthread "
         f"-w {args.workers} --threads {args.threads}, "
-        f"PostgreSQL, {os.cpu_count()} CPUs",
+        f"PostgreSQL over {'its Unix socket' if args.transport == 'socket' else 'TCP 127.0.0.1'}, "
+        f"{os.cpu_count()} CPUs",
         f"ceiling  /bench/constant   {ceiling['rps']:8.0f} req/s (median round)  p50 {ceiling['p50_ms']:.2f} ms  p99 {ceiling['p99_ms']:.2f} ms",
         f"check    max throughput    {check['rps']:8.0f} req/s (median round)  p50 {check['p50_ms']:.2f} ms  p99 {check['p99_ms']:.2f} ms"
         f"  non-2xx {check['non_2xx']}",
