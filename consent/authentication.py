@@ -2,12 +2,19 @@
 or ``Bearer mcsk_…`` (secret, server). Preference-centre pages use short-lived signed tokens
 (``mcpt_…``) with publishable scope.
 
-Verified keys are cached in-process. Each carries the keys revision (``ConsentRevision.keys``) read
-just before it was verified. The consent check reads the current revision in its own statement
-and verifies the key again only when it moved, so on the check a revoked or rotated key stops
-working on the next request, and no request waits on a timed re-verification. The other
-endpoints re-verify a cached key after ``KEY_CACHE_SECONDS``, so for them revocation takes effect
-within that many seconds.
+Verified keys are cached in-process, each with the keys revision (``ConsentRevision.keys``) read
+just before it was verified; the revision moves whenever a key is revoked or rotated or a key,
+site or workspace is saved or deleted. A cached key is used again only while the revision is
+unchanged:
+
+* the consent check reads the current revision in its own statement, so a revoked or rotated key
+  is refused on its next check, and no check waits on a timed re-verification;
+* the other endpoints confirm the revision with one small query once a cached key is older than
+  ``KEY_CACHE_SECONDS`` (1 s), so a revocation takes effect there within a second; the key itself
+  is verified again only when the revision moved.
+
+Unknown keys are remembered too (so a client retrying a bad key costs no lookup), in a separate,
+smaller LRU: a client spraying random keys evicts only other unknown keys, never the real ones.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +33,10 @@ from rest_framework import authentication, exceptions
 from consent.models import KeyKind, Site
 from consent.ratelimit import rate_limit_hit
 
-KEY_CACHE_SECONDS = 10.0
+KEY_CACHE_SECONDS = 1.0  # a cached key's revision is confirmed again after this long (non-check endpoints)
+KEY_CACHE_SIZE = 10_000  # verified keys per process (LRU)
+UNKNOWN_KEY_CACHE_SIZE = 1_000  # unknown, revoked or expired keys per process (LRU)
+PAGE_TOKEN_RECHECK_SECONDS = 10.0  # a page token's signature age is checked again after this long
 PAGE_TOKEN_PREFIX = "mcpt_"
 PAGE_TOKEN_SALT = "consent.preference-page"
 PAGE_TOKEN_MAX_AGE = 6 * 3600
@@ -69,26 +80,75 @@ class SiteUser:
         return self.username
 
 
-_cache: dict[str, tuple[float, SiteCredential | None]] = {}
-_cache_lock = threading.Lock()
+@dataclass
+class _Entry:
+    checked_at: float  # time.monotonic() when the revision was last confirmed
+    revision: int  # ConsentRevision.keys read just before the key was looked up
+    credential: SiteCredential | None
+
+
+class _KeyCache:
+    """Two LRUs under one lock: verified credentials, and keys that did not verify."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.known: OrderedDict[str, _Entry] = OrderedDict()
+        self.unknown: OrderedDict[str, _Entry] = OrderedDict()
+
+    def get(self, key: str) -> _Entry | None:
+        with self.lock:
+            for table in (self.known, self.unknown):
+                entry = table.get(key)
+                if entry is not None:
+                    table.move_to_end(key)
+                    return entry
+        return None
+
+    def put(self, key: str, entry: _Entry) -> None:
+        with self.lock:
+            self.known.pop(key, None)
+            self.unknown.pop(key, None)
+            table, size = (
+                (self.known, KEY_CACHE_SIZE) if entry.credential is not None else (self.unknown, UNKNOWN_KEY_CACHE_SIZE)
+            )
+            table[key] = entry
+            while len(table) > size:
+                table.popitem(last=False)
+
+    def pop(self, key: str) -> None:
+        with self.lock:
+            self.known.pop(key, None)
+            self.unknown.pop(key, None)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.known.clear()
+            self.unknown.clear()
+
+
+_cache = _KeyCache()
 
 
 def page_token_create(*, site: Site) -> str:
     return PAGE_TOKEN_PREFIX + signing.dumps({"site": site.pk}, salt=PAGE_TOKEN_SALT, compress=True)
 
 
-def _resolve(secret: str) -> SiteCredential | None:
+def _keys_revision() -> int:
     from consent.selectors import consent_revision
 
-    revision = consent_revision("keys")  # first: a change committed meanwhile shows as a newer revision
+    return consent_revision("keys")
+
+
+def _resolve(secret: str, revision: int) -> SiteCredential | None:
+    """Verify ``secret``; ``revision`` is the keys revision read before this lookup."""
     if secret.startswith(PAGE_TOKEN_PREFIX):
         try:
             data = signing.loads(secret[len(PAGE_TOKEN_PREFIX):], salt=PAGE_TOKEN_SALT, max_age=PAGE_TOKEN_MAX_AGE)
         except signing.BadSignature:
             return None
         site = Site.objects.select_related("workspace").filter(pk=data.get("site")).first()
-        # Its signature's age is checked again within KEY_CACHE_SECONDS, whoever asks.
-        expires = timezone.now() + timedelta(seconds=KEY_CACHE_SECONDS)
+        # Its signature's age is checked again within PAGE_TOKEN_RECHECK_SECONDS, whoever asks.
+        expires = timezone.now() + timedelta(seconds=PAGE_TOKEN_RECHECK_SECONDS)
         return SiteCredential(site=site, kind=KeyKind.PUBLISHABLE, key_id=f"page-{site.pk}",
                               revision=revision, expires_at=expires) if site else None
     from consent.services import site_key_check
@@ -107,34 +167,37 @@ def _cache_key(secret: str) -> str:
 def credential_for(secret: str, *, max_age: float | None = KEY_CACHE_SECONDS) -> SiteCredential | None:
     """The verified credential for ``secret`` (``None``: unknown, revoked or expired).
 
-    ``max_age=None`` keeps a cached credential for as long as the caller confirms its revision
-    (the consent check does, see :func:`credential_forget`).
+    A cached answer older than ``max_age`` seconds is kept if the keys revision has not moved
+    since (one small query) and verified again if it has. ``max_age=None`` skips that query: the
+    caller confirms the revision itself (the consent check does, see :func:`credential_forget`).
     """
     cache_key = _cache_key(secret)
     now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(cache_key)
-    if hit is not None and (max_age is None or now - hit[0] < max_age):
-        credential = hit[1]
-        if credential is None or not credential.expired():
-            return credential
-    credential = _resolve(secret)
-    with _cache_lock:
-        if len(_cache) > 10000:
-            _cache.clear()
-        _cache[cache_key] = (now, credential)
+    entry = _cache.get(cache_key)
+    revision = None
+    if entry is not None:
+        if max_age is not None and now - entry.checked_at >= max_age:
+            revision = _keys_revision()
+            if revision == entry.revision:
+                entry.checked_at = now  # confirmed: nothing about keys, sites or workspaces changed
+            else:
+                entry = None
+        if entry is not None and (entry.credential is None or not entry.credential.expired()):
+            return entry.credential
+    if revision is None:
+        revision = _keys_revision()  # first: a change committed meanwhile shows as a newer revision
+    credential = _resolve(secret, revision)
+    _cache.put(cache_key, _Entry(checked_at=now, revision=revision, credential=credential))
     return credential
 
 
 def credential_forget(secret: str) -> None:
     """Drop the cached credential (its keys revision is older than the database's)."""
-    with _cache_lock:
-        _cache.pop(_cache_key(secret), None)
+    _cache.pop(_cache_key(secret))
 
 
 def key_cache_clear() -> None:
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 class SiteKeyAuthentication(authentication.BaseAuthentication):
@@ -146,7 +209,7 @@ class SiteKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1").split()
         if len(header) != 2 or header[0].lower() != "bearer" or not header[1].startswith(self.prefixes):
             return None
-        credential = credential_for(header[1])
+        credential = credential_for(header[1], max_age=KEY_CACHE_SECONDS)
         if credential is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked site key.", code="bad_site_key")
         origin = request.headers.get("Origin")
