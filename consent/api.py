@@ -479,26 +479,38 @@ def consent_check_fast(request):
 
     Same rules, errors and JSON as :class:`ConsentCheckView` (which it falls back to for staff
     callers, bad keys and anything unusual); the URL maps here and the schema is generated from
-    the class (``cls`` below). The database is read without Django's per-request ping
+    the class (``cls`` below). Most checks do not even get here:
+    :class:`consent.middleware.ConsentCheckMiddleware` answers them with the same function ahead
+    of the session, CSRF, auth and message middleware, none of which applies to a site key.
+    """
+    response = consent_check_answer(request)
+    return _check_view(request) if response is None else response
+
+
+def consent_check_answer(request) -> HttpResponse | None:
+    """The check's response for a ``GET`` with a site key, or ``None`` for anything the DRF view
+    must handle (staff credentials, bad keys, browser calls with an ``Origin``, too many fields).
+
+    The database is read without Django's per-request ping
     (:func:`governance.dbread.read_without_ping`): one round trip per check.
     """
     header = request.META.get("HTTP_AUTHORIZATION", "")
-    if request.method == "GET" and header.startswith("Bearer mc"):
-        try:
-            params = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True,
-                                    max_num_fields=_MAX_CHECK_FIELDS))
-        except ValueError:
-            params = None  # too many fields: the view answers with its 400
-        if params is not None:
-            try:
-                result = read_without_ping(lambda: _check_for_site(request, header[7:], params))
-            except DomainError as exc:
-                return problem_response(status_code=exc.status_code, code=exc.code, title=exc.title,
-                                        detail=exc.detail, extra=exc.extra)
-            if result is not None:
-                return HttpResponse(json.dumps(result.as_dict(), ensure_ascii=False, separators=(",", ":")),
-                                    content_type="application/json")
-    return _check_view(request)
+    if request.method != "GET" or not header.startswith("Bearer mc"):
+        return None
+    try:
+        params = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True,
+                                max_num_fields=_MAX_CHECK_FIELDS))
+    except ValueError:
+        return None  # too many fields: the view answers with its 400
+    try:
+        result = read_without_ping(lambda: _check_for_site(request, header[7:], params))
+    except DomainError as exc:
+        return problem_response(status_code=exc.status_code, code=exc.code, title=exc.title,
+                                detail=exc.detail, extra=exc.extra)
+    if result is None:
+        return None
+    return HttpResponse(json.dumps(result.as_dict(), ensure_ascii=False, separators=(",", ":")),
+                        content_type="application/json")
 
 
 # More query fields than a check has is not a check (DRF's view answers it).

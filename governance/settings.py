@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "governance.api.middleware.ReleaseRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "governance.api.middleware.RequestBodyLimitMiddleware",
+    "consent.middleware.ConsentCheckMiddleware",  # answers site-key checks; the rest does not apply
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",

@@ -232,9 +232,14 @@ def test_check_sees_a_workspace_changed_in_the_admin(server, site):
 
 
 @pytest.mark.django_db
-def test_a_check_leaves_no_cyclic_garbage(keys):
-    """Each request is freed by reference counting (ReleaseRequestMiddleware), so the check does
-    not feed the garbage collector's pauses."""
+@pytest.mark.parametrize(("path", "query"), [
+    (CHECK, "browser_id=browser-0001&purpose=analytics"),  # answered by ConsentCheckMiddleware
+    ("/.well-known/gpc.json", ""),  # a plain view through the whole middleware stack
+], ids=["check", "full-stack"])
+def test_requests_leave_no_cyclic_garbage(keys, path, query):
+    """Each request is freed by reference counting (ReleaseRequestMiddleware breaks the cycles
+    the auth and message middleware make), so the check does not feed the garbage collector's
+    pauses."""
     import io
 
     from django.core.handlers.wsgi import WSGIHandler
@@ -243,7 +248,7 @@ def test_a_check_leaves_no_cyclic_garbage(keys):
 
     handler = WSGIHandler()
     environ = {
-        "REQUEST_METHOD": "GET", "PATH_INFO": CHECK, "QUERY_STRING": "browser_id=browser-0001&purpose=analytics",
+        "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query,
         "SERVER_NAME": "testserver", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
         "HTTP_AUTHORIZATION": f"Bearer {keys['secret']}", "REMOTE_ADDR": "127.0.0.1",
     }
