@@ -275,9 +275,11 @@ _CHECK = PreparedRead(
 
 
 def _as_datetime(value) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = parse_datetime(str(value))  # SQLite hands back text
+    """An aware datetime from a raw cursor's value: PostgreSQL gives aware datetimes; SQLite gives
+    text or, with its type converters, naive datetimes, both in UTC."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
     return parsed if parsed is None or timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 

@@ -214,3 +214,30 @@ def test_proof_export_and_admin_chart(server, site, admin_client):
     assert proof["chain"]["events_intact"] and proof["events"][0]["version"] == "KI-CR-v1.1.0"
     page = admin_client.get("/admin/consent/purpose/rates/")
     assert page.status_code == 200 and b"<svg" in page.content
+
+
+def test_consent_older_than_the_purpose_validity_counts_as_expired(server, site, purposes):
+    """A purpose version may limit how long a given consent lasts (``consent_validity_days``)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from consent.services import purpose_version_draft, purpose_version_publish
+
+    # given: analytics consent lasts 30 days; one person consented 40 days ago, another today
+    purpose_version_publish(version=purpose_version_draft(purpose=purposes["analytics"], consent_validity_days=30))
+    old = (timezone.now() - timedelta(days=40)).isoformat()
+    for value, occurred_at in (("old@example.jp", old), ("new@example.jp", None)):
+        event = {"identity": {"kind": "email", "value": value}, "purpose": "analytics", "state": "given"}
+        response = server.post(EVENTS, {**event, **({"occurred_at": occurred_at} if occurred_at else {})},
+                               format="json")
+        assert response.status_code == 201, response.content
+    # when: the check is asked over HTTP (the database driver's own datetime values)
+    answers = {value: server.get("/api/v1/consent/check", {"identity_kind": "email", "identity_value": value,
+                                                           "purpose": "analytics"})
+               for value in ("old@example.jp", "new@example.jp")}
+    # then
+    assert {v: (r.status_code, r.json()["reason"]) for v, r in answers.items()} == {
+        "old@example.jp": (200, "expired"), "new@example.jp": (200, "consent_given"),
+    }
+    assert answers["new@example.jp"].json()["decided_at"].endswith("+00:00")
