@@ -25,6 +25,7 @@ from consent.models import (
     WebhookEndpoint,
 )
 from consent.services import (
+    ConsentError,
     purpose_version_draft,
     purpose_version_publish,
     site_key_create,
@@ -73,7 +74,8 @@ class PurposeAdmin(admin.ModelAdmin):
         from consent.selectors import consent_rates_by_purpose
         from governance.charts import line_chart
 
-        days = max(1, min(int(request.GET.get("days", 30) or 30), 365))
+        raw_days = request.GET.get("days", "")
+        days = max(1, min(int(raw_days), 365)) if raw_days.isdigit() else 30  # anything else: the default
         since = timezone.now() - timedelta(days=days)
         rows = consent_rates_by_purpose(since=since, bucket="day")
         labels = sorted({str(r["date"]) for r in rows})
@@ -176,8 +178,13 @@ class SiteKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Rotate (old key works 24 more hours)"))
     def rotate(self, request, queryset):
-        for key in queryset.filter(revoked_at=None):
-            _new, secret = site_key_rotate(key=key, actor=request.user)
+        for key in queryset:
+            try:
+                _new, secret = site_key_rotate(key=key, actor=request.user)
+            except ConsentError:
+                self.message_user(request, _("%(k)s is revoked or expired and was not rotated; issue a new key.")
+                                  % {"k": key.key_id}, level=messages.ERROR)
+                continue
             self.message_user(request, _("Replacement for %(k)s (shown only now): %(s)s") % {"k": key.key_id, "s": secret},
                               level=messages.WARNING)
 

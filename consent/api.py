@@ -40,7 +40,9 @@ from consent.selectors import (
     purposes_published,
 )
 from consent.services import (
+    ERR_BATCH,
     MAX_BATCH,
+    BatchRejected,
     EventInput,
     KeyScopeError,
     RecordContext,
@@ -220,6 +222,32 @@ class EventsOutSerializer(serializers.Serializer):
     gpc_events = RecordedSerializer(many=True)
 
 
+def _raise_item_errors(errors: dict, *, count: int) -> None:
+    """Raise the documented ``batch_invalid`` problem (``errors: [{index, code, detail, field}]``)
+    when the serializer's errors are about single events; return for anything else."""
+    per_item = errors.get("events")
+    if isinstance(per_item, list):
+        per_item = dict(enumerate(per_item))
+    if not isinstance(per_item, dict) or not per_item or not all(isinstance(e, dict) for e in per_item.values()):
+        return
+    found = []
+    for index, item_errors in sorted(per_item.items(), key=lambda pair: int(pair[0])):
+        if not item_errors:
+            continue
+        field, details = next(iter(item_errors.items()))
+        while isinstance(details, dict):  # nested (identity.kind)
+            sub, details = next(iter(details.items()))
+            field = f"{field}.{sub}"
+        detail = details[0] if isinstance(details, list) and details else details
+        found.append({"index": int(index), "code": getattr(detail, "code", None) or "invalid",
+                      "detail": f"{field}: {detail}", "field": field})
+    if not found:
+        return
+    if count == 1:
+        raise BatchRejected(found[0]["detail"], code=found[0]["code"], extra={"errors": found})
+    raise BatchRejected(ERR_BATCH, extra={"errors": found})
+
+
 def _recorded(event, codes, receipt_url: str) -> dict:
     record_id = str(event.id)
     return {
@@ -275,7 +303,10 @@ class ConsentEventsView(APIView):
         if isinstance(data, dict) and "events" not in data:
             data = {"events": [data]}  # a single event
         serializer = EventBatchInSerializer(data=data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            _raise_item_errors(serializer.errors, count=len(data["events"]) if isinstance(data, dict) and
+                               isinstance(data.get("events"), list) else 0)
+            serializer.is_valid(raise_exception=True)  # not about single items: DRF's own 400
         ctx = _context(request, perm="consent.add_consentevent")
         key = request.headers.get("Idempotency-Key", "").strip()
         if len(key) > 200:

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 
 from consent.models import ChainHead, ConsentEvent
 from governance.hashchain import ChainProblem, ChainWording, chain_digest, chain_verify_rows
+
+
+def _instant(value: datetime) -> str:
+    # In UTC: the database hands every time back in UTC, whatever offset it was written with.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def canonical(event: ConsentEvent) -> bytes:
@@ -27,8 +33,8 @@ def canonical(event: ConsentEvent) -> bytes:
         "pv": event.purpose_version,
         "state": event.state,
         "method": event.method,
-        "at": event.occurred_at.isoformat(timespec="microseconds"),
-        "rec": event.recorded_at.isoformat(timespec="microseconds"),
+        "at": _instant(event.occurred_at),
+        "rec": _instant(event.recorded_at),
         "jur": event.jurisdiction,
         "lang": event.language,
         "page": event.page_url,

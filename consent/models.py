@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -403,6 +404,17 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        codes = self.purpose_codes
+        if codes in (None, ""):
+            self.purpose_codes = []
+            return
+        if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+            raise ValidationError({"purpose_codes": _('A list of purpose codes, e.g. ["marketing_email"]; empty for all.')})
+        unknown = sorted(set(codes) - set(Purpose.objects.filter(code__in=codes).values_list("code", flat=True)))
+        if unknown:
+            raise ValidationError({"purpose_codes": _("Unknown purpose codes: %(codes)s") % {"codes": ", ".join(unknown)}})
 
 
 class DeliveryStatus(models.TextChoices):

@@ -8,7 +8,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from django.db import IntegrityError, transaction
@@ -178,9 +178,19 @@ def site_key_revoke(*, key: SiteKey, actor=None) -> SiteKey:
 
 
 def site_key_rotate(*, key: SiteKey, grace: timedelta = timedelta(hours=24), actor=None) -> tuple[SiteKey, str]:
-    """Issue a new key of the same kind; the old one keeps working until the grace period ends."""
+    """Issue a new key of the same kind; the old one keeps working until the grace period ends.
+
+    A revoked or expired key cannot be rotated (that would bring it back), and rotating a key that
+    is already in a grace period never extends it.
+    """
     with transaction.atomic():
-        SiteKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() + grace)
+        key = SiteKey.objects.select_for_update().get(pk=key.pk)
+        now = timezone.now()
+        if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+            raise ConsentError("A revoked or expired key cannot be rotated; issue a new key instead.",
+                               code="key_inactive")
+        expires = now + grace if key.expires_at is None else min(key.expires_at, now + grace)
+        SiteKey.objects.filter(pk=key.pk).update(expires_at=expires)
         keys_revision_bump()
         new_key, secret = site_key_create(site=key.site, kind=key.kind, actor=actor)
         change_record(actor=actor, obj=key, action=UPDATE, fields=["expires_at"], note="rotated")
@@ -360,7 +370,7 @@ def _new_event(*, ctx: RecordContext, profile: Profile, purpose_id: int, version
         "subject_pseudonym": subject_pseudonym(identity_index=identity_index_value),
         "identity_kind": identity_kind, "identity_index": identity_index_value,
         "purpose_id": purpose_id, "purpose_version": version, "state": state, "method": method,
-        "occurred_at": occurred_at, "recorded_at": now, "jurisdiction": jurisdiction,
+        "occurred_at": occurred_at.astimezone(UTC), "recorded_at": now, "jurisdiction": jurisdiction,
         "language": (item.language if item else "")[:16], "page_url": item.page_url if item else "",
         "notice_url": item.notice_url if item else "",
         "proof": ctx.proof,
@@ -403,8 +413,8 @@ def gpc_overridden(state: ConsentState | None) -> bool:
     """True when the person explicitly opted in after a GPC signal was first seen (CCPA §7025)."""
     return bool(
         state is not None and state.state == ConsentStateValue.GIVEN and state.method != Method.GPC
-        and state.gpc_first_seen_at is not None and state.occurred_at > state.gpc_first_seen_at
-    )
+        and state.gpc_first_seen_at is not None and state.occurred_at >= state.gpc_first_seen_at
+    )  # equal: an explicit choice made in the same request as the signal, which counts as later
 
 
 def _gpc_needed(state: ConsentState | None) -> bool:
@@ -471,7 +481,14 @@ def consent_events_record(*, items: Sequence[EventInput], ctx: RecordContext,
             states[key] = state
             touched[key] = state
 
-        # GPC first: explicit choices in the same request count as made after the signal.
+        # GPC first: explicit choices in the same request count as made after the signal, so for a
+        # purpose that also has an explicit choice here the signal is dated no later than it (the
+        # choice may carry an earlier occurred_at).
+        earliest: dict[tuple, datetime] = {}
+        for p in prepared:
+            at = p.item.occurred_at or now
+            key = (p.profile.pk, p.purpose_id)
+            earliest[key] = min(at, earliest.get(key, at))
         for pid, p in profiles.items():
             for c in gpc_purposes:
                 if not _gpc_needed(states.get((pid, c.id))):
@@ -479,7 +496,7 @@ def consent_events_record(*, items: Sequence[EventInput], ctx: RecordContext,
                 event = _new_event(
                     ctx=ctx, profile=p.profile, purpose_id=c.id, version=c.version,
                     state=ConsentStateValue.REFUSED, method=Method.GPC, identity_kind=p.primary_kind,
-                    identity_index_value=p.primary_index, occurred_at=now, now=now,
+                    identity_index_value=p.primary_index, occurred_at=min(now, earliest.get((pid, c.id), now)), now=now,
                     jurisdiction=p.profile.jurisdiction, note="Sec-GPC: 1",
                 )
                 gpc_events.append(event)

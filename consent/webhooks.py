@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 
 from django.db import transaction
@@ -16,6 +17,8 @@ from django.utils import timezone
 
 from consent.models import ConsentEvent, WebhookDelivery, WebhookEndpoint
 from governance.subjects.models import Workspace
+
+logger = logging.getLogger(__name__)
 
 
 def webhook_signature(*, secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -36,6 +39,18 @@ def _event_payload(event: ConsentEvent, codes: dict[int, str]) -> dict:
     }
 
 
+def _wanted_codes(endpoint: WebhookEndpoint) -> set[str] | None:
+    """The endpoint's purpose filter (empty: all); ``None`` when it is malformed (saved before the
+    admin validated it): that endpoint is skipped and logged, and recording events goes on."""
+    codes = endpoint.purpose_codes or []
+    if isinstance(codes, str):
+        codes = [codes]
+    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+        logger.error("webhook endpoint %s has a malformed purpose filter %r; fix it in the admin", endpoint.pk, codes)
+        return None
+    return set(codes)
+
+
 def webhooks_enqueue(*, workspace: Workspace, events: list[ConsentEvent]) -> list[WebhookDelivery]:
     """Create one delivery per active endpoint (inside the caller's transaction); send on commit."""
     endpoints = list(WebhookEndpoint.objects.filter(workspace=workspace, active=True))
@@ -46,7 +61,9 @@ def webhooks_enqueue(*, workspace: Workspace, events: list[ConsentEvent]) -> lis
     codes = dict(Purpose.objects.filter(id__in={e.purpose_id for e in events}).values_list("id", "code"))
     deliveries = []
     for endpoint in endpoints:
-        wanted = set(endpoint.purpose_codes or [])
+        wanted = _wanted_codes(endpoint)
+        if wanted is None:
+            continue
         chosen = [e for e in events if not wanted or codes.get(e.purpose_id) in wanted]
         if not chosen:
             continue

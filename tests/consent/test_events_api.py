@@ -220,3 +220,23 @@ def test_future_occurred_at_is_rejected(server):
     response = server.post(EVENTS, {"browser_id": "browser-0001", "purpose": "analytics", "state": "given",
                                     "occurred_at": "2999-01-01T00:00:00Z"}, format="json")
     assert response.status_code == 400 and response.json()["code"] == "occurred_at_in_future"
+
+
+def test_field_errors_in_a_batch_use_the_documented_per_item_format(server):
+    """Type and choice errors are reported like rule errors: batch_invalid, one entry per bad item."""
+    body = {"events": [
+        {"browser_id": "browser-0001", "purpose": "analytics", "state": "given"},
+        {"browser_id": "browser-0001", "purpose": "analytics", "state": "maybe"},
+        {"browser_id": "browser-0002", "purpose": "analytics", "state": "given", "colour": "red"},
+        {"identity": {"kind": "fax", "value": "x"}, "purpose": "analytics", "state": "given"},
+    ]}
+    response = server.post(EVENTS, body, format="json")
+    assert response.status_code == 400
+    problem = response.json()
+    assert problem["code"] == "batch_invalid"
+    assert [(e["index"], e["field"]) for e in problem["errors"]] == [(1, "state"), (2, "colour"), (3, "identity.kind")]
+    assert all(e["code"] and e["detail"] for e in problem["errors"])
+    assert ConsentEvent.objects.count() == 0
+    # A single event: its own code at the top, and the same errors list.
+    single = server.post(EVENTS, body["events"][1], format="json").json()
+    assert single["code"] == "invalid_choice" and single["errors"][0]["field"] == "state"
