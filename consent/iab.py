@@ -1,15 +1,14 @@
 """Validate and summarise IAB TCF v2.x TC strings and GPP strings.
 
-TCF core segments are decoded by the maintained ``iab-tcf`` package. GPP (header, Fibonacci
-section-id ranges, US Privacy v1, US National v1 and US California v1 core segments) is decoded
-here from the IAB GPP specification. Mamoru never creates these strings; it records what a
+TCF core segments are decoded by the maintained ``iab-tcf`` package (only the core: the other
+TCF segments are just checked to be base64url here). GPP (header, Fibonacci section-id ranges,
+US Privacy v1, US National v1 and US California v1 core segments) is decoded here from the IAB
+GPP specification: six bits per base64url character, no padding or byte alignment, and every
+count or range taken from the string is bounded before anything is built from it. Mamoru never creates these strings; it records what a
 registered CMP produced.
 """
 
 from __future__ import annotations
-
-import base64
-import binascii
 
 import iab_tcf
 
@@ -19,11 +18,24 @@ GPP_SECTIONS = {
     1: "tcfeuv1", 2: "tcfeuv2", 3: "gppheader", 5: "tcfcav1", 6: "uspv1", 7: "usnat", 8: "usca",
     9: "usva", 10: "usco", 11: "usut", 12: "usct",
 }
+# Section ids the IAB has defined are small (all below 30); a header naming more sections, or an id
+# above this, is rejected before any list of ids is built from it.
+MAX_GPP_SECTION_ID = 64
+# Longest Fibonacci code accepted (value bits, terminator excluded): values up to 46,367.
+MAX_FIBONACCI_BITS = 22
 # Bits up to and including the vendor-consent and legitimate-interest headers and the
 # publisher-restriction count (TCF v2.2 core segment).
 TCF_CORE_MIN_BITS = 213 + 17 + 17 + 12
+TCF_SUMMARY_VENDORS = 2000
 ERR_TCF = "Not a valid TCF v2 TC string."
 ERR_GPP = "Not a valid GPP string."
+
+_BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SIX_BITS = {char: f"{index:06b}" for index, char in enumerate(_BASE64URL)}
+# F(2), F(3), … : bit i of a Fibonacci code stands for _FIBONACCI[i].
+_FIBONACCI = [1, 2]
+while len(_FIBONACCI) < MAX_FIBONACCI_BITS:
+    _FIBONACCI.append(_FIBONACCI[-1] + _FIBONACCI[-2])
 
 
 class InvalidSignalString(DomainError):
@@ -31,86 +43,145 @@ class InvalidSignalString(DomainError):
     title = "A TCF or GPP string is malformed."
 
 
+class _FibonacciTooLong(ValueError):
+    pass
+
+
 class BitReader:
-    """Read big-endian bit fields from a base64url segment."""
+    """Read big-endian bit fields from a base64url segment.
+
+    GPP and TCF segments use the base64url alphabet without padding or byte alignment: each
+    character is exactly six bits (GPP v1 specification, "Creating a GPP String"), so ``DBABM``
+    is 30 bits even though it is not valid standard base64.
+    """
 
     def __init__(self, segment: str):
-        try:
-            raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError("not base64url") from exc
-        if not raw:
+        if not segment:
             raise ValueError("empty segment")
-        self.bits = "".join(f"{byte:08b}" for byte in raw)
+        try:
+            self.bits = "".join(_SIX_BITS[char] for char in segment)
+        except KeyError:
+            raise ValueError("not base64url") from None
         self.pos = 0
 
     def int(self, width: int) -> int:
         if self.pos + width > len(self.bits):
             raise ValueError("segment too short")
-        value = int(self.bits[self.pos : self.pos + width], 2)
+        value = int(self.bits[self.pos : self.pos + width] or "0", 2)
         self.pos += width
         return value
 
     def bool(self) -> bool:
         return bool(self.int(1))
 
-    def fibonacci(self) -> int:
-        """A Fibonacci-coded integer: bit i stands for F(i+2) (1, 2, 3, 5, …), ended by '11'."""
-        fib = [1, 2]
-        value, previous, index = 0, "0", 0
-        while True:
+    def to_bytes(self) -> bytes:
+        """All bits, zero-padded on the right to whole bytes."""
+        padded = self.bits + "0" * (-len(self.bits) % 8)
+        return int(padded, 2).to_bytes(len(padded) // 8, "big")
+
+    def fibonacci(self, max_bits: int = MAX_FIBONACCI_BITS) -> int:
+        """A Fibonacci-coded integer: bit i stands for F(i+2) (1, 2, 3, 5, …), ended by '11'.
+
+        At most ``max_bits`` value bits are read before the terminating '1'.
+        """
+        max_bits = min(max_bits, MAX_FIBONACCI_BITS)
+        value, previous = 0, "0"
+        for index in range(max_bits + 1):
             if self.pos >= len(self.bits):
                 raise ValueError("unterminated Fibonacci integer")
             bit = self.bits[self.pos]
             self.pos += 1
             if bit == "1" and previous == "1":
                 return value
-            while index >= len(fib):
-                fib.append(fib[-1] + fib[-2])
+            if index == max_bits:
+                break
             if bit == "1":
-                value += fib[index]
-            previous, index = bit, index + 1
+                value += _FIBONACCI[index]
+            previous = bit
+        raise _FibonacciTooLong(f"Fibonacci integer longer than {max_bits} bits")
 
-    def fibonacci_range(self) -> list[int]:
+    def fibonacci_range(self, max_id: int = MAX_GPP_SECTION_ID) -> list[int]:
+        """A Range(Fibonacci): int(12) entry count, then per entry a group flag, the offset from
+        the last id seen and, for a group, its length. Ids above ``max_id`` are rejected before
+        any list is built, so the result never holds more than ``max_id`` ids."""
         count = self.int(12)
-        ids: list[int] = []
+        if count > max_id:
+            raise ValueError(f"{count} range entries, more than the {max_id} ids allowed")
+        # The widest Fibonacci code whose value can still be <= max_id; a longer one is larger.
+        width = sum(1 for f in _FIBONACCI if f <= max_id)
+
+        def offset() -> int:
+            try:
+                return self.fibonacci(width)
+            except _FibonacciTooLong:
+                raise ValueError(f"an id is above the maximum of {max_id}") from None
+
+        spans: list[tuple[int, int]] = []
         last = 0
         for _ in range(count):
-            if self.bool():
-                start = last + self.fibonacci()
-                end = start + self.fibonacci()
-                ids.extend(range(start, end + 1))
-                last = end
-            else:
-                last = last + self.fibonacci()
-                ids.append(last)
-        return ids
+            is_group = self.bool()
+            start = last + offset()
+            end = start + offset() if is_group else start
+            if end > max_id:
+                raise ValueError(f"id {end} is above the maximum of {max_id}")
+            spans.append((start, end))
+            last = end
+        # Offsets are >= 1, so ids strictly increase and there are at most max_id of them.
+        return [i for start, end in spans for i in range(start, end + 1)]
 
 
 def _bits_set(bitfield) -> list[int]:
     return sorted(int(k) for k, v in dict(bitfield).items() if v)
 
 
+def _merge_spans(entries) -> list[tuple[int, int]]:
+    """Union of inclusive (start, end) ranges, sorted, without expanding them."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted((int(s), int(e)) for s, e in entries if int(s) <= int(e)):
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _first_ids(spans: list[tuple[int, int]], limit: int) -> list[int]:
+    ids: list[int] = []
+    for start, end in spans:
+        ids.extend(range(start, min(end, start + limit - len(ids) - 1) + 1))
+        if len(ids) >= limit:
+            break
+    return ids
+
+
 def tcf_decode(tc_string: str) -> dict:
     """Return a summary of a TCF v2 TC string or raise :class:`InvalidSignalString`."""
     if not isinstance(tc_string, str) or not tc_string.strip() or len(tc_string) > 20000:
         raise InvalidSignalString(ERR_TCF, code="invalid_tcf_string")
-    core = tc_string.strip().split(".")[0]
+    core, *others = tc_string.strip().split(".")
     if not core.startswith("C"):  # version 2 puts 000010 in the first six bits: "C"
         raise InvalidSignalString(f"{ERR_TCF} Only version 2 strings are accepted.", code="invalid_tcf_string")
     try:
-        if len(BitReader(core).bits) < TCF_CORE_MIN_BITS:
+        core_reader = BitReader(core)
+        if len(core_reader.bits) < TCF_CORE_MIN_BITS:
             raise ValueError("core segment too short")
-        consent = iab_tcf.decode_v2(tc_string.strip())
+        # Disclosed-vendor, allowed-vendor and publisher-TC segments are not summarised: only check
+        # they are base64url. They are not handed to iab-tcf, whose vendor-range expansion copies a
+        # dict per range (quadratic in attacker-chosen ranges of up to 65,535 ids each).
+        for segment in others:
+            BitReader(segment)
+        consent = iab_tcf.ConsentV2(core_reader.to_bytes())
         reader = getattr(consent, "_reader", None)
         # The decoder reads past the end as zeros; a read beyond the data means a truncated string.
-        if reader is not None and reader._pointer > len(reader._consent):
+        if reader is not None and reader._pointer > len(core_reader.bits):
             raise ValueError("core segment truncated")
-        vendors = _bits_set(getattr(consent, "consented_vendors", {}) or {})
         if getattr(consent, "is_consent_range_encoding", False):
-            vendors = sorted(
-                {v for entry in consent.consented_vendors_range for v in _range_ids(entry)}
-            )
+            spans = _merge_spans(consent.consented_vendors_range)
+            vendors = _first_ids(spans, TCF_SUMMARY_VENDORS)
+            vendor_count = sum(end - start + 1 for start, end in spans)
+        else:
+            vendors = _bits_set(getattr(consent, "consented_vendors", {}) or {})
+            vendor_count = len(vendors)
         summary = {
             "version": consent.version,
             "created": consent.created.isoformat(),
@@ -124,8 +195,8 @@ def tcf_decode(tc_string: str) -> dict:
             "purposes_consent": _bits_set(consent.purposes_consent),
             "purposes_legitimate_interest": _bits_set(consent.purposes_legitimate_interests),
             "special_features_optin": _bits_set(consent.special_features_optin),
-            "vendor_consents": vendors[:2000],
-            "vendor_consents_count": len(vendors),
+            "vendor_consents": vendors[:TCF_SUMMARY_VENDORS],
+            "vendor_consents_count": vendor_count,
         }
     except InvalidSignalString:
         raise
@@ -138,11 +209,6 @@ def tcf_decode(tc_string: str) -> dict:
 
 def _text(value: bytes | str) -> str:
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
-
-
-def _range_ids(entry) -> range | list[int]:
-    start, end = entry if isinstance(entry, tuple) else (entry, entry)
-    return range(int(start), int(end) + 1)
 
 
 def _two_bit_fields(reader: BitReader, names: list[str]) -> dict[str, int]:
