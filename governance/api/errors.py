@@ -6,6 +6,7 @@ bodies by hand. Validation errors keep DRF's per-field detail under ``errors``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -63,6 +64,7 @@ def problem_response(
         problem(status_code=status_code, code=code, title=title, detail=detail, extra=extra),
         status=status_code,
         content_type="application/problem+json",
+        json_dumps_params={"ensure_ascii": False, "separators": (",", ":")},  # as DRF renders them
     )
 
 
@@ -73,6 +75,15 @@ def _first_code(detail: Any) -> str:
     if isinstance(detail, list) and detail:
         return _first_code(detail[0])
     return getattr(detail, "code", None) or "invalid"
+
+
+def _title(exc: Exception) -> str:
+    """DRF's default message without its placeholders (``Method "{method}" not allowed.``): the
+    request's own values are in ``detail``."""
+    title = str(getattr(exc, "default_detail", "Error"))
+    if "{" in title:
+        title = re.sub(r'\s*"?\{\w+\}"?', "", title).strip()
+    return title
 
 
 def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -111,7 +122,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
         body = problem(
             status_code=response.status_code,
             code=str(code),
-            title=str(getattr(exc, "default_detail", "Error")),
+            title=_title(exc),
             detail=str(detail),
         )
     response.data = body

@@ -106,6 +106,16 @@ def test_malformed_json_and_missing_reason(dpo_client, workspaces):
     assert response.status_code == 400 and "reason" in response.json()["errors"]
 
 
+def test_framework_errors_have_plain_titles(dpo_client, workspaces):
+    """DRF's messages carry placeholders ("{method}"); problem titles do not, details name the value."""
+    wrong_method = dpo_client.put("/api/v1/profiles/", {}, format="json")
+    wrong_type = dpo_client.post("/api/v1/profiles/", "a=b", content_type="text/plain")
+    assert (wrong_method.status_code, wrong_type.status_code) == (405, 415)
+    for response, value in ((wrong_method, "PUT"), (wrong_type, "text/plain")):
+        problem = response.json()
+        assert "{" not in problem["title"] and value in problem["detail"], problem
+
+
 @pytest.mark.django_db
 def test_anonymous_gets_401(api_client):
     response = api_client.get("/api/v1/profiles/")
