@@ -666,12 +666,14 @@ class PurposeListView(APIView):
             raise DomainError("lang must be 'en' or 'ja'.", code="invalid_lang")
         lang = lang or ("ja" if str(getattr(request, "LANGUAGE_CODE", "en")).startswith("ja") else "en")
         etag = catalogue.get().etag[:-1] + f'-{lang}"'
-        if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        # RFC 9110 §13.1.2: "*" matches any current representation; weak comparison for GET.
+        sent = [t.strip().removeprefix("W/") for t in request.headers.get("If-None-Match", "").split(",")]
+        if "*" in sent or etag in sent:
             response = HttpResponse(status=304)
-            response["ETag"] = etag
-            response["Access-Control-Allow-Origin"] = "*"
-            return response
-        response = Response(purposes_published(locale=lang))
+            del response["Content-Type"]  # a 304 has no body
+        else:
+            response = Response(purposes_published(locale=lang))
+        # The headers a 200 would carry go on the 304 too (RFC 9110 §15.4.5).
         response["ETag"] = etag
         response["Cache-Control"] = "public, max-age=60"
         response["Vary"] = "Accept-Language"

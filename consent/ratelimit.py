@@ -12,8 +12,9 @@ import time
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
-from consent.models import RateWindow
+from consent.models import RateWindow, SiteKey
 from governance.api.errors import DomainError
 
 
@@ -42,7 +43,7 @@ def rate_limit_hit(*, key_id: str, limit_per_minute: int, now: float | None = No
             _local[key_id] = (window, left - 1)
             return
     block = _block(limit_per_minute)
-    used = _reserve(key_id, window, block)
+    used = _reserve(key_id, window, block)  # also stamps the key's last use (to the minute)
     granted = min(block, max(0, limit_per_minute - (used - block)))
     if granted <= 0:
         retry = 60 - int((now or time.time()) % 60)
@@ -55,13 +56,19 @@ def rate_limit_hit(*, key_id: str, limit_per_minute: int, now: float | None = No
 
 
 def _reserve(key_id: str, window: int, block: int) -> int:
-    """Add ``block`` to the shared counter and return its new value."""
+    """Add ``block`` to the shared counter and return its new value.
+
+    A process reserves at least once a minute for a key in use, so this is also where the key's
+    ``last_used_at`` is kept (accurate to the minute, with no write on the requests themselves).
+    """
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # A counter, not a record: an increment lost in a crash only loosens one minute's
             # limit, so the commit does not wait for the WAL flush (an fsync on every 50th check).
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # update(), not save(): no signal, so the keys revision (and every process's key cache) stays.
+        SiteKey.objects.filter(key_id=key_id).update(last_used_at=timezone.now())
         for _attempt in range(2):
             updated = RateWindow.objects.filter(key_id=key_id, window=window).update(count=F("count") + block)
             if not updated:

@@ -176,7 +176,11 @@ def test_purposes_catalogue_etag(api_client, purposes):
     cross = next(p for p in first.json() if p["code"] == "cross_border_transfer")
     assert cross["legal_basis"]["appi"] == "cross_border" and cross["defaults"]["US-CA"] == "opt_out"
     again = api_client.get("/api/v1/purposes/?lang=ja", HTTP_IF_NONE_MATCH=first["ETag"])
-    assert again.status_code == 304
+    assert again.status_code == 304 and again["ETag"] == first["ETag"]
+    assert again["Cache-Control"] == first["Cache-Control"] and "Content-Type" not in again
+    for sent in ("*", f'W/{first["ETag"]}', f'"other", {first["ETag"]}'):
+        assert api_client.get("/api/v1/purposes/?lang=ja", HTTP_IF_NONE_MATCH=sent).status_code == 304, sent
+    assert api_client.get("/api/v1/purposes/?lang=ja", HTTP_IF_NONE_MATCH='"other"').status_code == 200
 
 
 def test_gpc_well_known(api_client):

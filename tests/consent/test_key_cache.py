@@ -96,3 +96,16 @@ def test_known_keys_are_evicted_least_recently_used_first(site, lookups, monkeyp
     for secret in (secrets[2], secrets[0], secrets[1]):  # the two kept ones first: hits do not evict
         assert authentication.credential_for(secret) is not None
     assert lookups == [secrets[1]]
+
+
+@pytest.mark.django_db
+def test_a_used_key_shows_when_it_was_last_used(server, keys):
+    from consent.models import ConsentRevision, SiteKey
+
+    revision = ConsentRevision.objects.filter(pk=1).values_list("keys", flat=True).first()
+    assert SiteKey.objects.get(kind="secret").last_used_at is None
+    assert server.get("/api/v1/consent/check", {"browser_id": "browser-0001", "purpose": "analytics"}).status_code == 200
+    assert SiteKey.objects.get(kind="secret").last_used_at is not None
+    assert SiteKey.objects.get(kind="publishable").last_used_at is None
+    # Stamping the use is not a change of the key: cached keys stay valid everywhere.
+    assert ConsentRevision.objects.filter(pk=1).values_list("keys", flat=True).first() == revision
