@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -76,7 +77,7 @@ PROBLEMS = {(status, "application/problem+json"): ProblemSerializer for status i
 class Forbidden(DomainError):
     status_code = 403
     code = "forbidden"
-    title = "Not allowed."
+    title = _("Not allowed.")
 
 
 def _gpc(request: Request) -> bool:

@@ -11,6 +11,7 @@ registered CMP produced.
 from __future__ import annotations
 
 import iab_tcf
+from django.utils.translation import gettext_lazy as _
 
 from governance.api.errors import DomainError
 
@@ -40,7 +41,7 @@ while len(_FIBONACCI) < MAX_FIBONACCI_BITS:
 
 class InvalidSignalString(DomainError):
     code = "invalid_signal_string"
-    title = "A TCF or GPP string is malformed."
+    title = _("A TCF or GPP string is malformed.")
 
 
 class _FibonacciTooLong(ValueError):
@@ -118,7 +119,7 @@ class BitReader:
 
         spans: list[tuple[int, int]] = []
         last = 0
-        for _ in range(count):
+        for _entry in range(count):
             is_group = self.bool()
             start = last + offset()
             end = start + offset() if is_group else start

@@ -13,6 +13,7 @@ import time
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from consent.models import RateWindow, SiteKey
 from governance.api.errors import DomainError
@@ -21,7 +22,7 @@ from governance.api.errors import DomainError
 class RateLimited(DomainError):
     status_code = 429
     code = "rate_limited"
-    title = "Too many requests for this key."
+    title = _("Too many requests for this key.")
 
 
 _lock = threading.Lock()

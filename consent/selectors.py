@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 
 from consent.models import (
     ConsentEvent,
@@ -44,7 +45,7 @@ ERR_UNKNOWN_PURPOSE = "Unknown or unpublished purpose code."
 
 class UnknownPurpose(DomainError):
     code = "unknown_purpose"
-    title = "The purpose is not in the published catalogue."
+    title = _("The purpose is not in the published catalogue.")
 
 
 @dataclass(frozen=True)

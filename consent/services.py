@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import CREATE, UPDATE, change_record
 from consent.chain import chain_seal
@@ -64,19 +65,19 @@ STATE_UPSERT_FIELDS = ("purpose_version", "state", "method", "occurred_at", "las
 
 class ConsentError(DomainError):
     code = "consent_invalid"
-    title = "The consent request is not valid."
+    title = _("The consent request is not valid.")
 
 
 class BatchRejected(DomainError):
     status_code = 400
     code = "batch_invalid"
-    title = "One or more events are not valid."
+    title = _("One or more events are not valid.")
 
 
 class KeyScopeError(DomainError):
     status_code = 403
     code = "key_scope"
-    title = "This key may not do that."
+    title = _("This key may not do that.")
 
 
 # --- purposes --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -24,7 +25,7 @@ class DomainError(Exception):
 
     status_code = status.HTTP_400_BAD_REQUEST
     code = "invalid"
-    title = "The request could not be processed."
+    title = _("The request could not be processed.")
 
     def __init__(self, detail: str | None = None, *, code: str | None = None, extra: dict | None = None):
         super().__init__(detail or self.title)
@@ -37,13 +38,13 @@ class DomainError(Exception):
 class NotFound(DomainError):
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"
-    title = "Not found."
+    title = _("Not found.")
 
 
 class Conflict(DomainError):
     status_code = status.HTTP_409_CONFLICT
     code = "conflict"
-    title = "The request conflicts with the current state."
+    title = _("The request conflicts with the current state.")
 
 
 def problem(

@@ -14,6 +14,7 @@ import unicodedata
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.translation import gettext_lazy as _
 
 from governance.api.errors import DomainError
 from governance.subjects.models import IdentityKind, Jurisdiction
@@ -36,7 +37,7 @@ ERR_KIND = "Unknown identity kind."
 
 class InvalidIdentity(DomainError):
     code = "invalid_identity"
-    title = "An identity value is not valid."
+    title = _("An identity value is not valid.")
 
 
 def normalize_identity(*, kind: str, value: str, namespace: str = "", jurisdiction: str = "") -> str:

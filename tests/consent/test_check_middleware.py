@@ -59,3 +59,12 @@ def test_unknown_keys_take_the_full_stack(keys):
     response = _get("mcsk_nope_nope", {"browser_id": "browser-0001", "purpose": "analytics"}, full_stack=False)
     assert response.status_code == 401 and response.json()["code"] == "bad_site_key"
     assert hasattr(response.wsgi_request, "session")
+
+
+def test_error_titles_follow_accept_language(keys):
+    params = {"browser_id": "browser-0001", "purpose": "no_such_purpose"}
+    ja = _get(keys["secret"], params, full_stack=False, HTTP_ACCEPT_LANGUAGE="ja").json()
+    en = _get(keys["secret"], params, full_stack=False).json()
+    assert en["title"] == "The purpose is not in the published catalogue."
+    assert ja["title"] == "この利用目的は公開中のカタログにありません。"
+    assert ja["code"] == en["code"] == "unknown_purpose"  # the code is the contract, in every language
