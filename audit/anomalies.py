@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone, translation
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from audit import services as audit_services
 from audit.models import AuditEntry, Outcome
@@ -38,7 +39,7 @@ ERR_ALREADY_ACKNOWLEDGED = "This alert was already acknowledged."
 
 class AlertAlreadyAcknowledged(Conflict):
     code = "alert_already_acknowledged"
-    title = "The alert was already acknowledged."
+    title = _("The alert was already acknowledged.")
 
 
 @dataclass

@@ -23,6 +23,8 @@ import random
 import string
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
+
 from governance.api.errors import DomainError
 
 ROW_DELETE = "delete_row"
@@ -31,7 +33,7 @@ RETAIN = "retain"
 
 class UnknownStrategy(DomainError):
     code = "unknown_strategy"
-    title = "Unknown masking strategy."
+    title = _("Unknown masking strategy.")
 
 
 @dataclass(frozen=True)

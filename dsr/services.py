@@ -16,6 +16,7 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import CREATE, UPDATE, change_record
 from dsr import deadlines
@@ -51,18 +52,18 @@ MAX_DETAILS_BYTES = 16_000
 
 class DsrInvalid(DomainError):
     code = "dsr_invalid"
-    title = "The data-subject request is not valid."
+    title = _("The data-subject request is not valid.")
 
 
 class VerificationFailed(DomainError):
     status_code = 400
     code = "verification_failed"
-    title = "The identity could not be verified."
+    title = _("The identity could not be verified.")
 
 
 class InvalidTransition(Conflict):
     code = "invalid_state"
-    title = "The request is not in a state that allows this."
+    title = _("The request is not in a state that allows this.")
 
 
 def _code_ttl() -> timedelta:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
 from rest_framework import status
 
 from audit import services as audit_services
@@ -32,13 +33,13 @@ ERR_EXPIRED = "The export has expired; run it again."
 
 class ExportNotReady(Conflict):
     code = "export_not_ready"
-    title = "The export is not finished yet."
+    title = _("The export is not finished yet.")
 
 
 class ExportGone(DomainError):
     status_code = status.HTTP_410_GONE
     code = "export_expired"
-    title = "The export has expired."
+    title = _("The export has expired.")
 
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:

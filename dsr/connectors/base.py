@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from django.utils.translation import gettext_lazy as _
+
 from governance.api.errors import DomainError
 from governance.datamap.spec import CollectionSpec
 
@@ -37,7 +39,7 @@ class StoreError(Exception):
 
 class UnknownConnector(DomainError):
     code = "unknown_connector"
-    title = "Unknown connector type."
+    title = _("Unknown connector type.")
 
 
 class BaseConnector:

@@ -111,7 +111,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
         body = problem(
             status_code=response.status_code,
             code=_first_code(exc.detail) if _first_code(exc.detail) != "invalid" else "validation_error",
-            title="The request body or parameters are not valid.",
+            title=_("The request body or parameters are not valid."),
             detail="See 'errors' for the fields that failed validation.",
             extra={"errors": response.data},
         )

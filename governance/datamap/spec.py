@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from django.utils.translation import gettext_lazy as _
 
 from governance.api.errors import DomainError
 from governance.datamap.taxonomy import IDENTITY_KINDS, category_is_known, category_is_personal
@@ -47,7 +48,7 @@ class Problem:
 
 class DataMapInvalid(DomainError):
     code = "datamap_invalid"
-    title = "The data map is not valid."
+    title = _("The data map is not valid.")
 
     def __init__(self, filename: str, problems: list[Problem]):
         self.filename = filename

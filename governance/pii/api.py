@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
@@ -30,18 +31,18 @@ def max_text_chars() -> int:
 class BatchTooLarge(DomainError):
     status_code = 413
     code = "batch_too_large"
-    title = "Too many items in one request."
+    title = _("Too many items in one request.")
 
 
 class TextTooLong(DomainError):
     status_code = 413
     code = "text_too_long"
-    title = "A text is too long to scan in one request."
+    title = _("A text is too long to scan in one request.")
 
 
 class UnknownFields(DomainError):
     code = "unknown_field"
-    title = "The request has fields this endpoint does not know."
+    title = _("The request has fields this endpoint does not know.")
 
 
 class HasPiiPermission(permissions.BasePermission):

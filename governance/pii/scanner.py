@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from django.utils.translation import gettext_lazy as _
 from presidio_analyzer import RecognizerResult
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig
@@ -61,7 +62,7 @@ def english_ner_wanted(text: str) -> bool:
 
 class ScanError(DomainError):
     code = "scan_invalid"
-    title = "The scan request is not valid."
+    title = _("The scan request is not valid.")
 
 
 class Finding(NamedTuple):

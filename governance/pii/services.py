@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import CREATE, UPDATE, change_record
 from governance.api.errors import DomainError
@@ -37,18 +38,18 @@ ERR_ALREADY_DECIDED = "This suggestion was already decided."
 class UnexpectedPii(DomainError):
     status_code = 422
     code = "unexpected_pii"
-    title = "Unexpected personal data."
+    title = _("Unexpected personal data.")
 
 
 class IngestInvalid(DomainError):
     code = "ingest_invalid"
-    title = "A profile in the batch is not valid."
+    title = _("A profile in the batch is not valid.")
 
 
 class SuggestionDecided(DomainError):
     status_code = 409
     code = "suggestion_decided"
-    title = "Already decided."
+    title = _("Already decided.")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.models import Outcome
 from audit.services import CREATE, DELETE, UPDATE, access_record, change_record
@@ -34,13 +35,13 @@ ERR_REVEAL_FORBIDDEN = "You may not reveal personal data of this profile."
 
 class ProfileError(DomainError):
     code = "profile_invalid"
-    title = "The profile cannot be changed like this."
+    title = _("The profile cannot be changed like this.")
 
 
 class RevealForbidden(DomainError):
     status_code = 403
     code = "reveal_forbidden"
-    title = "Revealing personal data is not allowed."
+    title = _("Revealing personal data is not allowed.")
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,14 @@ def test_framework_errors_have_plain_titles(dpo_client, workspaces):
         assert "{" not in problem["title"] and value in problem["detail"], problem
 
 
+def test_problem_titles_follow_accept_language(dpo_client, workspaces):
+    bad = {"workspace": "shop-jp", "identities": [{"kind": "email", "value": "not-an-email"}]}
+    en = dpo_client.post("/api/v1/profiles/", bad, format="json").json()
+    ja = dpo_client.post("/api/v1/profiles/", bad, format="json", HTTP_ACCEPT_LANGUAGE="ja").json()
+    assert en["code"] == ja["code"] and en["title"] != ja["title"]
+    assert ja["title"].endswith("。")  # Japanese sentence; the code stays the contract
+
+
 @pytest.mark.django_db
 def test_anonymous_gets_401(api_client):
     response = api_client.get("/api/v1/profiles/")
