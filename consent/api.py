@@ -41,12 +41,11 @@ from consent.selectors import (
     purposes_published,
 )
 from consent.services import (
-    ERR_BATCH,
     MAX_BATCH,
-    BatchRejected,
     EventInput,
     KeyScopeError,
     RecordContext,
+    batch_rejection,
     consent_events_record,
     consent_gpc_apply,
 )
@@ -242,11 +241,8 @@ def _raise_item_errors(errors: dict, *, count: int) -> None:
         detail = details[0] if isinstance(details, list) and details else details
         found.append({"index": int(index), "code": getattr(detail, "code", None) or "invalid",
                       "detail": f"{field}: {detail}", "field": field})
-    if not found:
-        return
-    if count == 1:
-        raise BatchRejected(found[0]["detail"], code=found[0]["code"], extra={"errors": found})
-    raise BatchRejected(ERR_BATCH, extra={"errors": found})
+    if found:
+        raise batch_rejection(found, single=count == 1)
 
 
 def _recorded(event, codes, receipt_url: str) -> dict:

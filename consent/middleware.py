@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.urls import get_script_prefix, reverse, set_script_prefix
+from django.urls import get_script_prefix, reverse
 from django.utils import translation
 
 # Added on the way out by the skipped middleware, in their order: LocaleMiddleware (Accept-Language),
@@ -52,10 +52,5 @@ class ConsentCheckMiddleware:
 
 
 def _check_path() -> str:
-    """The check's ``path_info`` (the URL without any ``SCRIPT_NAME`` prefix)."""
-    prefix = get_script_prefix()
-    set_script_prefix("/")
-    try:
-        return reverse("consent-check")
-    finally:
-        set_script_prefix(prefix)
+    """The check's ``path_info``: its URL without the script prefix (set for this request)."""
+    return "/" + reverse("consent-check")[len(get_script_prefix()):]

@@ -435,6 +435,14 @@ class RecordResult:
     profiles: dict
 
 
+def batch_rejection(errors: list[dict], *, single: bool) -> BatchRejected:
+    """The documented 400 for bad items: ``batch_invalid`` with every item's error, or for a
+    single event its own code at the top."""
+    if single:
+        return BatchRejected(errors[0]["detail"], code=errors[0]["code"], extra={"errors": errors})
+    return BatchRejected(ERR_BATCH, extra={"errors": errors})
+
+
 def consent_events_record(*, items: Sequence[EventInput], ctx: RecordContext,
                           gpc_profiles: Sequence[tuple[Profile, str, str]] = ()) -> RecordResult:
     """Validate every item, then record all of them (and GPC opt-outs) in one transaction.
@@ -450,10 +458,7 @@ def consent_events_record(*, items: Sequence[EventInput], ctx: RecordContext,
         except (ConsentError, UnknownPurpose, InvalidIdentity, InvalidSignalString) as exc:
             errors.append({"index": index, "code": exc.code, "detail": exc.detail, **exc.extra})
     if errors:
-        if len(items) == 1:
-            exc_item = errors[0]
-            raise BatchRejected(exc_item["detail"], code=exc_item["code"], extra={"errors": errors})
-        raise BatchRejected(ERR_BATCH, extra={"errors": errors})
+        raise batch_rejection(errors, single=len(items) == 1)
     now = timezone.now()
     with transaction.atomic():
         _resolve_profiles(prepared, ctx)
@@ -486,7 +491,7 @@ def consent_events_record(*, items: Sequence[EventInput], ctx: RecordContext,
         # purpose that also has an explicit choice here the signal is dated no later than it (the
         # choice may carry an earlier occurred_at).
         earliest: dict[tuple, datetime] = {}
-        for p in prepared:
+        for p in prepared if gpc_purposes else ():
             at = p.item.occurred_at or now
             key = (p.profile.pk, p.purpose_id)
             earliest[key] = min(at, earliest.get(key, at))
