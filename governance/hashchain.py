@@ -50,10 +50,15 @@ class ChainWording:
 
 
 def chain_verify_rows(
-    rows: Iterable[Any], *, digest: Callable[[Any, str], str], head: Any | None, wording: ChainWording
+    rows: Iterable[Any], *, digest: Callable[[Any, str], str], head: Any | None, wording: ChainWording,
+    start: tuple[int, str] = (0, GENESIS),
 ) -> Iterator[ChainProblem]:
-    """Yield every problem in chain order: unsealed, missing, reordered, changed, truncated."""
-    expected, prev = 1, GENESIS
+    """Yield every problem in chain order: unsealed, missing, reordered, changed, truncated.
+
+    ``start`` is an already verified ``(seq, hash)`` to continue from (incremental verification:
+    pass only the rows after it).
+    """
+    expected, prev = start[0] + 1, start[1]
     for row in rows:
         if row.seq is None:
             yield ChainProblem(None, row.pk, "unsealed", f"{wording.before(row)} is not in the chain (inserted around it)")
