@@ -1,15 +1,20 @@
-"""Request files (node results, packages): streamed to disk, encrypted with the request's DEK.
+"""Request files (node results, access packages) and their destruction.
 
-Format: one line per chunk, each ``v1.…`` envelope ciphertext of a base64 chunk, with associated
-data naming the request, the file and the chunk number (chunks cannot be reordered or swapped).
-Writes go to a temporary file renamed into place, so a crash never leaves half a result.
+Each file is a sealed file (:mod:`governance.crypto.sealedfile`: chunked AES-256-GCM with an
+authenticated end-of-stream record) under the request's data key, bound to the request and the
+file's name. Writes go to a temporary file renamed into place, so a crash never leaves half a
+result; a truncated, reordered or spliced file raises ``SealedFileDamaged`` when read.
+
+Destruction (:func:`request_data_destroy`) deletes the request's directory and crypto-shreds its
+data key. Deleting alone proves nothing on journaling or copy-on-write file systems and SSDs (the
+old blocks may survive, and an overwrite may land elsewhere); what makes every copy, including
+backups of ``var/``, unreadable is that the key is gone.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
+import logging
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -17,74 +22,95 @@ from pathlib import Path
 
 from django.conf import settings
 
+from dsr.values import json_default
 from governance.crypto import envelope
+from governance.crypto.sealedfile import SealedFileDamaged, sealed_file_read, sealed_file_write
+
+__all__ = ["SealedFileDamaged", "read_chunks", "read_rows", "request_data_destroy", "request_dir",
+           "request_dir_remove", "request_files_remove", "write_chunks", "write_rows"]
+
+logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1024 * 1024
-ROWS_PER_CHUNK = 2000
+
+
+def _root() -> Path:
+    return Path(getattr(settings, "MAMORU_DSR_FILES_DIR", None) or Path(settings.VAR_DIR) / "dsr")
 
 
 def request_dir(request_id: uuid.UUID) -> Path:
-    root = Path(getattr(settings, "MAMORU_DSR_FILES_DIR", None) or Path(settings.VAR_DIR) / "dsr")
-    path = root / str(request_id)
+    path = _root() / str(request_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def request_dir_remove(request_id: uuid.UUID) -> None:
-    root = Path(getattr(settings, "MAMORU_DSR_FILES_DIR", None) or Path(settings.VAR_DIR) / "dsr")
-    shutil.rmtree(root / str(request_id), ignore_errors=True)
+    """Delete every file of a request (its directory)."""
+    shutil.rmtree(_root() / str(request_id), ignore_errors=True)
 
 
-def _aad(request_id: uuid.UUID, name: str, index: int) -> bytes:
-    return f"dsr-file:{request_id}:{name}:{index}".encode()
+def request_files_remove(request_id: uuid.UUID, *, keep: Iterable[str] = ()) -> int:
+    """Delete the request's files except those named in ``keep``; return how many were deleted."""
+    directory = _root() / str(request_id)
+    kept = set(keep)
+    removed = 0
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if path.name not in kept and path.is_file():
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def request_data_destroy(*, request_id: uuid.UUID, dek_id: uuid.UUID | None) -> None:
+    """Delete the request's files and crypto-shred its data key (idempotent).
+
+    With the key go the files (and any copy of them) and the request's encrypted columns (e-mail,
+    details, identity seeds, masking key): they read as ``None`` afterwards.
+    """
+    request_dir_remove(request_id)
+    if dek_id is not None:
+        envelope.data_key_destroy(dek_id=dek_id)
+    logger.info("DSR %s: files deleted and data key destroyed", request_id)
+
+
+def _context(request_id: uuid.UUID, name: str) -> str:
+    return f"dsr-file:{request_id}:{name}"
 
 
 def write_chunks(*, request_id: uuid.UUID, dek_id: uuid.UUID, name: str, chunks: Iterable[bytes]) -> Path:
-    path = request_dir(request_id) / name
-    tmp = path.with_suffix(path.suffix + f".{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="ascii") as fh:
-        for index, chunk in enumerate(chunks):
-            token = envelope.encrypt(
-                dek_id=dek_id, plaintext=base64.b64encode(chunk).decode("ascii"),
-                aad=_aad(request_id, name, index),
-            )
-            fh.write(token + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    info = sealed_file_write(path=request_dir(request_id) / name, dek_id=dek_id,
+                             context=_context(request_id, name), chunks=chunks, chunk_size=CHUNK_BYTES)
+    return info.path
 
 
 def read_chunks(*, request_id: uuid.UUID, dek_id: uuid.UUID, name: str) -> Iterator[bytes]:
-    path = request_dir(request_id) / name
-    with open(path, encoding="ascii") as fh:
-        for index, line in enumerate(fh):
-            plaintext = envelope.decrypt(dek_id=dek_id, token=line.strip(), aad=_aad(request_id, name, index))
-            yield base64.b64decode(plaintext)
+    path = _root() / str(request_id) / name
+    yield from sealed_file_read(path=path, dek_id=dek_id, context=_context(request_id, name))
 
 
 def write_rows(*, request_id: uuid.UUID, dek_id: uuid.UUID, name: str, rows: Iterable[dict]) -> tuple[Path, int]:
-    """Write rows as encrypted JSON-lines chunks; return the path and the row count."""
+    """Write rows as encrypted JSON lines (streamed); return the path and the row count."""
     count = 0
 
-    def chunks() -> Iterator[bytes]:
+    def lines() -> Iterator[bytes]:
         nonlocal count
-        batch: list[str] = []
         for row in rows:
-            batch.append(json.dumps(row, default=str, ensure_ascii=False))
             count += 1
-            if len(batch) >= ROWS_PER_CHUNK:
-                yield ("\n".join(batch) + "\n").encode("utf-8")
-                batch = []
-        if batch:
-            yield ("\n".join(batch) + "\n").encode("utf-8")
+            yield (json.dumps(row, default=json_default, ensure_ascii=False) + "\n").encode("utf-8")
 
-    path = write_chunks(request_id=request_id, dek_id=dek_id, name=name, chunks=chunks())
+    path = write_chunks(request_id=request_id, dek_id=dek_id, name=name, chunks=lines())
     return path, count
 
 
 def read_rows(*, request_id: uuid.UUID, dek_id: uuid.UUID, name: str) -> Iterator[dict]:
+    """Yield the rows of a result file (lines may span chunks)."""
+    pending = b""
     for chunk in read_chunks(request_id=request_id, dek_id=dek_id, name=name):
-        for line in chunk.decode("utf-8").splitlines():
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
             if line:
                 yield json.loads(line)
+    if pending:
+        yield json.loads(pending)
