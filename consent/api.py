@@ -87,8 +87,9 @@ def _client(request: Request) -> tuple[str, str]:
     return request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_USER_AGENT", "")[:1000]
 
 
-def _context(request: Request, *, perm: str) -> RecordContext:
-    """Workspace, site and actor of the caller (site key, or staff naming a workspace)."""
+def _context(request: Request, *, perm: str, params=None) -> RecordContext:
+    """Workspace, site and actor of the caller (site key, or staff naming a workspace in the query
+    string or, for the ``POST`` forms, in ``params`` from the body)."""
     ip, ua = _client(request)
     auth = request.auth
     if isinstance(auth, SiteCredential):
@@ -99,7 +100,7 @@ def _context(request: Request, *, perm: str) -> RecordContext:
     user = request.user
     if not user.has_perm(perm):
         raise Forbidden(f"You need the permission {perm}.")
-    slug = request.query_params.get("workspace")
+    slug = (params or {}).get("workspace") or request.query_params.get("workspace")
     if not slug:
         raise DomainError(ERR_WORKSPACE, code="workspace_required")
     from governance.access.policy import workspaces_visible_to
@@ -408,10 +409,28 @@ class ConsentStateView(APIView):
         tags=["consent"],
     )
     def get(self, request: Request) -> Response:
-        query = IdentityQuery(data=request.query_params)
+        return self._state(request, request.query_params)
+
+    @extend_schema(
+        operation_id="consent_state_search", summary="Consent state of a person (identity in the body)",
+        description=(
+            "Same answer as `GET /api/v1/consent/state`, with the identity in a JSON body instead of the "
+            "query string, so that it never reaches a web server's or proxy's access log. Prefer this form."
+        ),
+        request=IdentityQuery,
+        responses={200: StateOutSerializer, **PROBLEMS},
+        examples=[OpenApiExample("By e-mail", request_only=True, value={
+            "identity_kind": "email", "identity_value": "hanako@example.jp"})],
+        tags=["consent"],
+    )
+    def post(self, request: Request) -> Response:
+        return self._state(request, _body_params(request))
+
+    def _state(self, request: Request, params) -> Response:
+        query = IdentityQuery(data=params)
         query.is_valid(raise_exception=True)
         q = query.validated_data
-        ctx = _context(request, perm="consent.view_consentstate")
+        ctx = _context(request, perm="consent.view_consentstate", params=params)
         _scope_identity(ctx, q["identity_kind"])
         from governance.subjects.selectors import profile_get_by_identity
 
@@ -466,6 +485,31 @@ class CheckOutSerializer(serializers.Serializer):
     decided_at = serializers.DateTimeField(allow_null=True)
 
 
+class CheckInSerializer(serializers.Serializer):
+    """The check's fields as a JSON body (``POST /api/v1/consent/check``); all strings."""
+
+    purpose = serializers.CharField(max_length=64)
+    identity_kind = serializers.ChoiceField(choices=IdentityKind.choices, required=False)
+    identity_value = serializers.CharField(required=False, max_length=320)
+    identity_namespace = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    browser_id = serializers.CharField(required=False, max_length=128, help_text="Instead of identity_kind/value.")
+    workspace = serializers.SlugField(required=False, help_text="Workspace slug (staff callers).")
+
+
+def _body_params(request) -> dict:
+    """The ``POST`` forms' JSON body as query-like parameters: an object of strings, at most as many
+    fields as a check has (the same limit as the query string)."""
+    data = request.data
+    if not isinstance(data, dict):
+        raise DomainError("The body must be a JSON object.", code="invalid_body")
+    if len(data) > _MAX_CHECK_FIELDS:
+        raise DomainError("Too many fields.", code="invalid_body")
+    bad = sorted(str(k) for k, v in data.items() if not isinstance(v, str))
+    if bad:
+        raise DomainError("Fields must be strings: " + ", ".join(bad) + ".", code="invalid_body")
+    return data
+
+
 class ConsentCheckView(APIView):
     """May this person's data be used for this purpose? (the hot path)."""
 
@@ -482,7 +526,25 @@ class ConsentCheckView(APIView):
         tags=["consent"],
     )
     def get(self, request: Request) -> Response:
-        params = request.query_params
+        return self._check(request, request.query_params)
+
+    @extend_schema(
+        operation_id="consent_check_search", summary="Check consent for one purpose (identity in the body)",
+        description=(
+            "Same rules and answer as `GET /api/v1/consent/check`, with the fields in a JSON body instead "
+            "of the query string, so that an e-mail or phone never reaches a web server's or proxy's "
+            "access log. Prefer this form for any identity other than a browser id."
+        ),
+        request=CheckInSerializer,
+        responses={200: CheckOutSerializer, **PROBLEMS},
+        examples=[OpenApiExample("By e-mail", request_only=True, value={
+            "purpose": "marketing_email", "identity_kind": "email", "identity_value": "hanako@example.jp"})],
+        tags=["consent"],
+    )
+    def post(self, request: Request) -> Response:
+        return self._check(request, _body_params(request))
+
+    def _check(self, request: Request, params) -> Response:
         purpose = params.get("purpose", "")
         if not purpose:
             raise DomainError("Give ?purpose=<code>.", code="purpose_required")
@@ -493,7 +555,7 @@ class ConsentCheckView(APIView):
             if auth.kind == KeyKind.PUBLISHABLE and q["identity_kind"] != IdentityKind.BROWSER_ID:
                 raise KeyScopeError("A publishable key may only check consent for a browser id.")
         else:
-            workspace = _context(request, perm="consent.check_consent").workspace
+            workspace = _context(request, perm="consent.check_consent", params=params).workspace
         result = consent_check(
             workspace_id=workspace.pk, default_jurisdiction=workspace.default_jurisdiction,
             purpose_code=purpose, kind=q["identity_kind"], value=q["identity_value"],
@@ -516,20 +578,29 @@ def consent_check_fast(request):
 
 
 def consent_check_answer(request) -> HttpResponse | None:
-    """The check's response for a ``GET`` with a site key, or ``None`` for anything the DRF view
-    must handle (staff credentials, bad keys, browser calls with an ``Origin``, too many fields).
+    """The check's response for a ``GET`` (or a ``POST`` with a JSON body) with a site key, or
+    ``None`` for anything the DRF view must handle (staff credentials, bad keys, browser calls with
+    an ``Origin``, too many fields, a body that is not a JSON object of strings).
 
     The database is read without Django's per-request ping
     (:func:`governance.dbread.read_without_ping`): one round trip per check.
     """
     header = request.META.get("HTTP_AUTHORIZATION", "")
-    if request.method != "GET" or not header.startswith("Bearer mc"):
+    if not header.startswith("Bearer mc"):
         return None
-    try:
-        params = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True,
-                                max_num_fields=_MAX_CHECK_FIELDS))
-    except ValueError:
-        return None  # too many fields: the view answers with its 400
+    method = request.method
+    if method == "GET":
+        try:
+            params = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True,
+                                    max_num_fields=_MAX_CHECK_FIELDS))
+        except ValueError:
+            return None  # too many fields: the view answers with its 400
+    elif method == "POST":
+        params = _json_params(request)
+        if params is None:
+            return None  # the view parses the body and answers (415, 400, …)
+    else:
+        return None
     try:
         result = read_without_ping(lambda: _check_for_site(request, header[7:], params))
     except DomainError as exc:
@@ -543,6 +614,20 @@ def consent_check_answer(request) -> HttpResponse | None:
 
 # More query fields than a check has is not a check (DRF's view answers it).
 _MAX_CHECK_FIELDS = 16
+
+
+def _json_params(request) -> dict | None:
+    """A ``POST`` check's JSON body as parameters, or ``None`` when the DRF view must judge it."""
+    if request.content_type != "application/json" or request.META.get("QUERY_STRING"):
+        return None
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if (not isinstance(data, dict) or len(data) > _MAX_CHECK_FIELDS
+            or not all(isinstance(v, str) for v in data.values())):
+        return None
+    return data
 
 
 def _check_for_site(request, secret: str, params: dict) -> CheckResult | None:

@@ -309,9 +309,14 @@ LOGIN_URL = "/admin/login/"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Identity values in URLs (query strings) and e-mail addresses never reach a log line.
+    "filters": {"redact": {"()": "governance.logredact.RedactFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own handlers (runserver's request lines, DEBUG console) would bypass the filter.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "presidio-analyzer": {"level": "ERROR"},
         "faker": {"level": "WARNING"},
     },

@@ -8,7 +8,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
@@ -17,6 +17,7 @@ from audit.models import Outcome
 from audit.services import access_denied_endpoint, access_record, access_record_many
 from governance.access import policy
 from governance.access.permissions import CanListProfiles, VisibleProfilesFilter
+from governance.api.serializers import StrictSerializer
 from governance.subjects.identities import InvalidIdentity
 from governance.subjects.models import Profile, ProfileStatus, Workspace
 from governance.subjects.selectors import identity_index, profiles_preload_keys
@@ -30,6 +31,18 @@ from governance.subjects.services import IdentityInput, profile_reveal, profile_
 
 MASKED_FIELDS = ["attributes:masked", "identities:masked"]
 IDENTITY_PARAMS = ("email", "phone", "customer_id", "browser_id")
+
+
+class ProfileSearchSerializer(StrictSerializer):
+    """The list's filters as a JSON body: identities never travel in a (logged) query string."""
+
+    workspace = serializers.SlugField(required=False)
+    email = serializers.CharField(required=False, max_length=320)
+    phone = serializers.CharField(required=False, max_length=64)
+    customer_id = serializers.CharField(required=False, max_length=320)
+    namespace = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    browser_id = serializers.CharField(required=False, max_length=128)
+    status = serializers.ChoiceField(choices=ProfileStatus.values, required=False)
 
 
 @extend_schema_view(
@@ -57,9 +70,14 @@ class ProfileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_queryset(self):
         queryset = Profile.objects.select_related("workspace").prefetch_related("identities")
-        if self.action != "list":
+        if self.action == "search":
+            body = ProfileSearchSerializer(data=self.request.data)
+            body.is_valid(raise_exception=True)
+            params = body.validated_data
+        elif self.action == "list":
+            params = self.request.query_params
+        else:
             return queryset
-        params = self.request.query_params
         region = ""
         if slug := params.get("workspace"):
             queryset = queryset.filter(workspace__slug=slug)
@@ -104,6 +122,26 @@ class ProfileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         profiles_preload_keys(page)
         data = self.get_serializer(page, many=True).data
         access_record_many(actor=request.user, objs=page, fields=MASKED_FIELDS, request=request, via="api:list")
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        summary="Search profiles by identity (masked); identities in the body, never in the URL",
+        description=(
+            "Same filters and answer as `GET /api/v1/profiles/`, with the filters in a JSON body so that "
+            "an e-mail or phone never reaches a web server's or proxy's access log. Pages: `?limit=&offset=`."
+        ),
+        request=ProfileSearchSerializer,
+        responses={200: ProfileOutputSerializer(many=True)},
+        examples=[OpenApiExample("By e-mail", value={"workspace": "shop-jp", "email": "hanako@example.jp"},
+                                 request_only=True)],
+    )
+    @action(detail=False, methods=["post"], url_path="search")
+    def search(self, request):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        profiles_preload_keys(page)
+        data = self.get_serializer(page, many=True).data
+        access_record_many(actor=request.user, objs=page, fields=MASKED_FIELDS, request=request, via="api:search")
         return self.get_paginated_response(data)
 
     def retrieve(self, request, *args, **kwargs):

@@ -12,6 +12,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def web_argv(*, python: str, bind: str, workers: int, access_log: str = "-") -> list[str]:
+    """The web server's command line: gunicorn with an access log that never holds identities."""
+    return [
+        python, "-m", "gunicorn", "governance.wsgi:application", "--bind", bind,
+        "--workers", str(workers), "--access-logfile", access_log, "--graceful-timeout", "5",
+        # identity values in query strings are redacted in the access log (governance/logredact.py)
+        "--logger-class", "governance.gunicorn_logger.RedactingLogger",
+    ]
+
+
 class Command(BaseCommand):
     help = (
         "Run Mamoru for a demo or a single machine: gunicorn on --bind (default 127.0.0.1:8000), "
@@ -28,10 +38,7 @@ class Command(BaseCommand):
     def handle(self, *args, bind: str, web_workers: int, concurrency: int, **options):
         python = sys.executable
         commands = {
-            "web": [
-                python, "-m", "gunicorn", "governance.wsgi:application", "--bind", bind,
-                "--workers", str(web_workers), "--access-logfile", "-", "--graceful-timeout", "5",
-            ],
+            "web": web_argv(python=python, bind=bind, workers=web_workers),
             "worker": [
                 python, "-m", "celery", "-A", "governance", "worker", "--beat", "-l", "INFO",
                 "-c", str(concurrency), "-s", str(settings.VAR_DIR / "celerybeat-schedule"),
