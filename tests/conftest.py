@@ -37,6 +37,39 @@ def _fast_password_hashing():
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+_DB_FIXTURES = ("db", "transactional_db", "live_server", "django_db_reset_sequences", "django_db_serialized_rollback")
+
+
+@pytest.fixture(autouse=True)
+def _evidence_invariant(request):
+    """After every test that used a database: the chains verify and consent state equals events.
+
+    The database fixture is requested first, so this check runs before its rollback or flush,
+    on exactly what the test left behind (see tests/invariants.py).
+    """
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = marker is not None or any(name in request.fixturenames for name in _DB_FIXTURES)
+    if not uses_db or request.node.get_closest_marker("tampers_evidence"):
+        yield
+        return
+    if marker is not None:
+        request.getfixturevalue("_django_db_helper")
+    else:
+        request.getfixturevalue(next(name for name in _DB_FIXTURES if name in request.fixturenames))
+    yield
+    from tests.invariants import evidence_problems
+
+    problems = evidence_problems()
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
+        pytest.fail(
+            f"evidence invariant broken after this test:\n  {shown}{more}\n"
+            "(a test that breaks evidence on purpose carries @pytest.mark.tampers_evidence)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fresh_key_cache():
     from governance.crypto.envelope import dek_cache
