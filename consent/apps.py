@@ -12,8 +12,10 @@ class ConsentConfig(AppConfig):
         from corsheaders.signals import check_request_enabled
         from django.db.models.signals import post_delete, post_save
 
-        from consent import receivers, schema  # noqa: F401 - registers the OpenAPI extension
+        from audit.verification import chains
+        from consent import receivers, reports, schema  # noqa: F401 - reports; the OpenAPI extension
         from consent.models import Site, SiteKey
+        from consent.verification import ConsentChain
         from governance.subjects.models import Workspace
         from governance.subjects.signals import profile_merged, profile_shredded
 
@@ -24,3 +26,4 @@ class ConsentConfig(AppConfig):
             for signal in (post_save, post_delete):
                 signal.connect(receivers.on_key_scope_changed, sender=model,
                                dispatch_uid=f"consent-keys-{signal is post_save}-{model.__name__}")
+        chains.register(ConsentChain)  # scheduled verification and head export (audit.verification)

@@ -9,7 +9,9 @@ class DsrConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from dsr import checks  # noqa: F401 - registers system checks
+        from dsr import checks, reports  # noqa: F401 - registers system checks and the request register
         from dsr.connectors import autoload
+        from dsr.schema_inspect import inspectors_register
 
         autoload()
+        inspectors_register()  # strategies and live-schema checks for the data map loader
