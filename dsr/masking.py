@@ -13,6 +13,11 @@ Add one::
 
         def mask(self, value, *, context):
             return None if value is None else str(value).upper()
+
+Each strategy declares its ``options`` (name -> type); the data map refuses unknown or invalid
+options when it loads (``options_problems``) and, when it can read the live schema, a strategy
+whose output does not fit the column (``column_problems``: type, length, NOT NULL). The checks
+reach the data map through ``governance.datamap.hooks`` (registered in ``DsrConfig.ready``).
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import hashlib
 import hmac
 import random
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.utils.translation import gettext_lazy as _
 
 from governance.api.errors import DomainError
+from governance.datamap import hooks
+from governance.datamap.hooks import ColumnInfo, SchemaNote
 
 ROW_DELETE = "delete_row"
 RETAIN = "retain"
@@ -45,6 +52,8 @@ class MaskContext:
     field: str
     row_key: str
     options: dict
+    #: The live column as introspected when the data map was loaded ({} when unknown).
+    column: dict = field(default_factory=dict)
 
 
 class BaseStrategy:
@@ -54,9 +63,45 @@ class BaseStrategy:
     deletes_row: bool = False
     #: True when the value stays as it is (legal hold).
     keeps_value: bool = False
+    #: Options it accepts: name -> Python type. Anything else is refused when the map loads.
+    options: dict[str, type] = {}
 
     def mask(self, value, *, context: MaskContext):
         raise NotImplementedError(f"{type(self).__name__}.mask() must return the masked value")
+
+    def options_problems(self, options: dict) -> list[str]:
+        """What is wrong with ``strategy_options`` (empty: fine)."""
+        problems = []
+        for name in sorted(set(options) - set(self.options)):
+            allowed = ", ".join(sorted(self.options)) or "none"
+            problems.append(f"unknown option {name!r} (allowed: {allowed})")
+        for name, kind in self.options.items():
+            if name in options and (not isinstance(options[name], kind) or isinstance(options[name], bool)):
+                problems.append(f"option {name!r} must be {kind.__name__}, not {options[name]!r}")
+        return problems
+
+    def column_problems(self, column: ColumnInfo, options: dict) -> list[SchemaNote]:
+        """What goes wrong when this strategy writes into ``column`` (empty: it fits)."""
+        return []
+
+
+def _replacement_hint(column: ColumnInfo) -> str:
+    if column.kind == hooks.KIND_STRING:
+        return "use hash or random_rewrite (or delete_row)"
+    if column.kind == hooks.KIND_INTEGER:
+        return "use random_rewrite (or delete_row)"
+    return "use delete_row, or retain with a legal_basis"
+
+
+def _text_fit_problems(column: ColumnInfo, options: dict) -> list[SchemaNote]:
+    length = options.get("length")
+    if column.kind != hooks.KIND_STRING:
+        return [SchemaNote(hooks.ERROR, f"writes text but column {column.name} is {column.type_name}; "
+                                        f"{_replacement_hint(column)}")]
+    if length is not None and column.length is not None and length > column.length:
+        return [SchemaNote(hooks.ERROR, f"length {length} does not fit column {column.name} "
+                                        f"{column.type_name}; set strategy_options: {{length: {column.length}}}")]
+    return []
 
 
 _registry: dict[str, BaseStrategy] = {}
@@ -71,6 +116,11 @@ def register(cls: type[BaseStrategy]) -> type[BaseStrategy]:
 
 def strategy_names() -> list[str]:
     return sorted(_registry)
+
+
+def strategy_registry() -> dict[str, BaseStrategy]:
+    """Name -> strategy (what the data map checks options and columns with)."""
+    return dict(_registry)
 
 
 def strategy_get(name: str) -> BaseStrategy:
@@ -94,19 +144,64 @@ class NullStrategy(BaseStrategy):
     def mask(self, value, *, context):
         return None
 
+    def column_problems(self, column, options):
+        if column.nullable:
+            return []
+        return [SchemaNote(hooks.ERROR, f"column {column.name} is NOT NULL, so setting it to null fails "
+                                        f"at erasure time; {_replacement_hint(column)}")]
+
+
+HASH_LENGTH = 64  # hex characters of HMAC-SHA256
+HASH_MIN_LENGTH = 8
+HASH_WEAK_LENGTH = 16
+
 
 @register
 class HashStrategy(BaseStrategy):
-    """Keyed SHA-256 (HMAC) of the value, hex; ``length`` option truncates."""
+    """Keyed SHA-256 (HMAC) of the value, hex.
+
+    ``length`` truncates; without it the digest is cut to the column's length when the data map
+    knows it (``varchar(60)`` gets 60 characters), else 64. A truncated HMAC is still a keyed
+    pseudonym; with n hex characters two different values collide with probability about
+    ``k^2 / 2^(4n+1)`` over k values (n = 16: about 1 in 10^10 for a million values).
+    """
 
     identifier = "hash"
     verbose_name = "Keyed hash (stable within the request)"
+    options = {"length": int}
 
     def mask(self, value, *, context):
         if value is None:
             return None
-        digest = _digest(context, value)
-        return digest[: int(context.options.get("length", 64))]
+        return _digest(context, value)[: self.length(context.options, context.column)]
+
+    @staticmethod
+    def length(options: dict, column: dict | None) -> int:
+        if options.get("length"):
+            return int(options["length"])
+        limit = (column or {}).get("length")
+        return min(HASH_LENGTH, int(limit)) if limit else HASH_LENGTH
+
+    def options_problems(self, options):
+        problems = super().options_problems(options)
+        length = options.get("length")
+        if not problems and length is not None and not HASH_MIN_LENGTH <= length <= HASH_LENGTH:
+            problems.append(f"option 'length' must be between {HASH_MIN_LENGTH} and {HASH_LENGTH}")
+        return problems
+
+    def column_problems(self, column, options):
+        problems = _text_fit_problems(column, options)
+        if problems:
+            return problems
+        length = self.length(options, column.as_dict())
+        if length < HASH_MIN_LENGTH:
+            return [SchemaNote(hooks.ERROR, f"column {column.name} {column.type_name} holds only {length} "
+                                            "characters, too few for a keyed hash; use random_rewrite")]
+        if length < HASH_WEAK_LENGTH:
+            return [SchemaNote(hooks.WARNING, f"the hash is cut to {length} characters to fit column "
+                                              f"{column.name} {column.type_name}: different values may "
+                                              "collide; consider random_rewrite")]
+        return []
 
 
 @register
@@ -121,6 +216,7 @@ class RandomRewriteStrategy(BaseStrategy):
 
     identifier = "random_rewrite"
     verbose_name = "Random rewrite"
+    options = {"length": int}
 
     def mask(self, value, *, context):
         if value is None:
@@ -128,10 +224,23 @@ class RandomRewriteStrategy(BaseStrategy):
         seed = _digest(context, f"{context.node}|{context.field}|{context.row_key}")
         rng = random.Random(seed)  # noqa: S311 - not a secret, only unlinkable from the original
         length = int(context.options.get("length", len(str(value)) or 8))
+        limit = context.column.get("length")
+        length = min(length, int(limit)) if limit else length
         text = "".join(rng.choice(string.ascii_lowercase) for _ in range(length))
         if isinstance(value, int) and not isinstance(value, bool):
             return int(rng.random() * 10**6)
         return text
+
+    def options_problems(self, options):
+        problems = super().options_problems(options)
+        if not problems and options.get("length") is not None and options["length"] < 1:
+            problems.append("option 'length' must be at least 1")
+        return problems
+
+    def column_problems(self, column, options):
+        if column.kind == hooks.KIND_INTEGER:
+            return []  # integers are rewritten as integers
+        return _text_fit_problems(column, options)
 
 
 @register
@@ -188,7 +297,8 @@ def row_plan(*, collection, row: dict, secret: bytes, node: str) -> RowPlan | No
             strategy = strategy_get("null")
         field = collection.field(name)
         context = MaskContext(secret=secret, node=node, field=name, row_key=row_key,
-                              options=field.strategy_options if field else {})
+                              options=field.strategy_options if field else {},
+                              column=getattr(field, "column", None) or {})
         masked = strategy.mask(row[name], context=context)
         if masked != row[name]:
             values[name] = masked

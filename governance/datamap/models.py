@@ -26,6 +26,9 @@ class Store(models.Model):
     secrets = EncryptedTextField(_("secrets"))
     data_key_id = models.UUIDField(editable=False)
     retry = models.JSONField(_("retry policy"), default=dict, blank=True)
+    # Workspace slugs whose requests search this store; empty with shared unset: every workspace.
+    workspaces = models.JSONField(_("owned by workspaces"), default=list, blank=True)
+    shared = models.BooleanField(_("shared by all workspaces"), null=True, blank=True, default=None)
     source_file = models.CharField(_("loaded from"), max_length=500, blank=True, default="")
     loaded_at = models.DateTimeField(_("loaded at"), auto_now=True)
 
@@ -44,7 +47,7 @@ class Store(models.Model):
         return StoreSpec(
             key=self.key, type=self.connector_type, name=self.name, description=self.description,
             connection=dict(self.connection), secrets={k: "***" for k in self.secret_values()},
-            retry=dict(self.retry),
+            retry=dict(self.retry), workspaces=list(self.workspaces), shared=self.shared,
             collections=[c.to_spec() for c in self.collections.all()],
         )
 
@@ -89,6 +92,8 @@ class Field(models.Model):
     legal_basis = models.CharField(_("legal basis for retention"), max_length=300, blank=True, default="")
     retention = models.CharField(_("retention"), max_length=100, blank=True, default="")
     description = models.TextField(_("description"), blank=True, default="")
+    # The live column when the map was loaded (kind, type, length, nullable); {} when not inspected.
+    column = models.JSONField(_("live column"), default=dict, blank=True)
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -105,5 +110,5 @@ class Field(models.Model):
             name=self.name, category=self.category, identity=self.identity, namespace=self.namespace,
             primary_key=self.primary_key, references=list(self.references), strategy=self.strategy,
             strategy_options=dict(self.strategy_options), legal_basis=self.legal_basis,
-            retention=self.retention, description=self.description,
+            retention=self.retention, description=self.description, column=dict(self.column),
         )

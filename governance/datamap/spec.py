@@ -16,16 +16,21 @@ import yaml
 from django.utils.translation import gettext_lazy as _
 
 from governance.api.errors import DomainError
+from governance.datamap import hooks
 from governance.datamap.taxonomy import IDENTITY_KINDS, category_is_known, category_is_personal
 
 ENV_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")
-STORE_KEYS = {"type", "name", "description", "connection", "secrets", "retry", "collections"}
+STORE_KEYS = {
+    "type", "name", "description", "connection", "secrets", "retry", "collections", "workspaces", "shared",
+}
 COLLECTION_KEYS = {"description", "fields", "options"}
 FIELD_KEYS = {
     "category", "identity", "namespace", "primary_key", "references", "strategy",
-    "strategy_options", "legal_basis", "retention", "description",
+    "strategy_options", "legal_basis", "retention", "description", "format",
 }
+#: How a phone identity field holds its numbers (``any``: unknown, every variant is searched).
+PHONE_FORMATS = ("any", "e164", "international", "national", "digits")
 BUILTIN_STRATEGIES = ("null", "hash", "hmac", "random_rewrite", "delete_row", "retain")
 BUILTIN_CONNECTORS = ("sql", "redis", "http", "mamoru")
 
@@ -40,10 +45,12 @@ class Problem:
     path: str
     message: str
     line: int | None = None
+    severity: str = hooks.ERROR
 
     def render(self, filename: str) -> str:
         where = f"{filename}:{self.line}" if self.line else filename
-        return f"{where}: {self.path}: {self.message}"
+        label = "warning: " if self.severity == hooks.WARNING else ""
+        return f"{where}: {label}{self.path}: {self.message}"
 
 
 class DataMapInvalid(DomainError):
@@ -52,7 +59,8 @@ class DataMapInvalid(DomainError):
 
     def __init__(self, filename: str, problems: list[Problem]):
         self.filename = filename
-        self.problems = problems
+        # In file order, so a user fixes them top to bottom.
+        self.problems = problems = sorted(problems, key=lambda p: (p.line or 0, p.path))
         text = "\n".join(p.render(filename) for p in problems)
         super().__init__(text, extra={"problems": [p.__dict__ for p in problems]})
 
@@ -70,6 +78,11 @@ class FieldSpec:
     legal_basis: str = ""
     retention: str = ""
     description: str = ""
+    #: Phone identity fields: the stored format (see PHONE_FORMATS); empty means ``any``.
+    format: str = ""
+    #: The live column as introspected when the map was loaded (kind, type, length, nullable);
+    #: empty when loaded ``--offline`` or the store has no schema. Strategies fit their output to it.
+    column: dict = field(default_factory=dict)
 
     @property
     def effective_strategy(self) -> str:
@@ -111,6 +124,21 @@ class StoreSpec:
     connection: dict = field(default_factory=dict)
     secrets: dict = field(default_factory=dict)
     retry: dict = field(default_factory=dict)
+    #: Workspace slugs whose requests search this store (empty: see ``shared``).
+    workspaces: list[str] = field(default_factory=list)
+    #: True: every workspace's requests search it; None (not said): shared, with a warning.
+    shared: bool | None = None
+
+    def serves(self, workspace_slug: str | None) -> bool:
+        """Whether a request of this workspace (None: of every workspace) searches the store."""
+        if workspace_slug is None or self.shared or not self.workspaces:
+            return True
+        return workspace_slug in self.workspaces
+
+    @property
+    def owners(self) -> set[str] | None:
+        """The workspaces that own the store, None when it is shared."""
+        return None if self.shared or not self.workspaces else set(self.workspaces)
 
 
 def env_resolve(value: Any, *, environ: dict | None = None) -> Any:
@@ -154,23 +182,37 @@ class _Lines:
 
 
 def known_strategies() -> tuple[str, ...]:
-    try:
-        from dsr.masking import strategy_names
-    except ImportError:  # dsr not installed: the built-in names still validate
-        return BUILTIN_STRATEGIES
-    return tuple(strategy_names())
+    checkers = hooks.strategy_checkers()
+    # Nothing registered (dsr not installed): the built-in names still validate.
+    return BUILTIN_STRATEGIES if checkers is None else tuple(sorted(checkers))
 
 
 def known_connectors() -> tuple[str, ...]:
+    types = hooks.connector_types()
+    return BUILTIN_CONNECTORS if types is None else tuple(types)
+
+
+def datamap_lines(text: str) -> _Lines:
+    """Line numbers of a data map document's key paths (empty when it is not YAML)."""
     try:
-        from dsr.connectors import connector_types
-    except ImportError:
-        return BUILTIN_CONNECTORS
-    return tuple(connector_types())
+        return _Lines(yaml.compose(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return _Lines(None)
 
 
 def datamap_parse(text: str, *, filename: str = "<datamap>") -> list[StoreSpec]:
     """Parse and validate a data map document; raise :class:`DataMapInvalid` listing problems."""
+    stores, problems = datamap_read(text, filename=filename)
+    if problems:
+        raise DataMapInvalid(filename, problems)
+    return stores
+
+
+def datamap_read(text: str, *, filename: str = "<datamap>") -> tuple[list[StoreSpec], list[Problem]]:
+    """Parse a data map document: the stores that could be read and every problem found.
+
+    Only a document that is not a YAML mapping of stores raises :class:`DataMapInvalid`.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -224,6 +266,7 @@ def datamap_parse(text: str, *, filename: str = "<datamap>") -> list[StoreSpec]:
                 add(path + ("retry", name), f"{ERR_UNKNOWN_KEY} (allowed: attempts, backoff_seconds, max_backoff_seconds)")
             elif not isinstance(value, int | float) or value < (1 if name == "attempts" else 0):
                 add(path + ("retry", name), "must be a non-negative number (attempts at least 1)")
+        workspaces, shared = _store_scope(raw, path, add)
         colls_raw = raw.get("collections")
         collections = []
         if not isinstance(colls_raw, dict) or not colls_raw:
@@ -265,6 +308,7 @@ def datamap_parse(text: str, *, filename: str = "<datamap>") -> list[StoreSpec]:
                     legal_basis=str(fraw.get("legal_basis") or ""),
                     retention=str(fraw.get("retention") or ""),
                     description=str(fraw.get("description") or ""),
+                    format=str(fraw.get("format") or ""),
                 )
                 if "strategy" in fraw and fraw["strategy"] is None:
                     # YAML reads a bare `null` as None: the user meant the "null" strategy.
@@ -273,6 +317,8 @@ def datamap_parse(text: str, *, filename: str = "<datamap>") -> list[StoreSpec]:
                     add(fpath + ("category",), f"unknown data category {spec.category!r} (see docs/datamap.md)")
                 if spec.identity and spec.identity not in IDENTITY_KINDS:
                     add(fpath + ("identity",), f"unknown identity kind {spec.identity!r}; known: {', '.join(IDENTITY_KINDS)}")
+                if spec.format and (spec.identity != "phone" or spec.format not in PHONE_FORMATS):
+                    add(fpath + ("format",), f"format applies to phone identity fields: one of {', '.join(PHONE_FORMATS)}")
                 if isinstance(spec.references, str):
                     spec.references = [spec.references]
                 if not isinstance(spec.references, list):
@@ -285,6 +331,9 @@ def datamap_parse(text: str, *, filename: str = "<datamap>") -> list[StoreSpec]:
                 if not isinstance(spec.strategy_options, dict):
                     add(fpath + ("strategy_options",), ERR_NOT_MAPPING)
                     spec.strategy_options = {}
+                elif spec.effective_strategy in strategies:
+                    for message in strategy_options_problems(spec.effective_strategy, spec.strategy_options):
+                        add(fpath + ("strategy_options",), message)
                 fields.append(spec)
             if any(f.effective_strategy for f in fields) and not any(f.primary_key for f in fields):
                 add(cpath + ("fields",), "a collection with erasure strategies needs a primary_key field "
@@ -302,14 +351,62 @@ def datamap_parse(text: str, *, filename: str = "<datamap>") -> list[StoreSpec]:
                 name=str(raw.get("name") or store_key), description=str(raw.get("description") or ""),
                 connection=raw.get("connection") if isinstance(raw.get("connection"), dict) else {},
                 secrets=raw.get("secrets") if isinstance(raw.get("secrets"), dict) else {},
-                retry=retry,
+                retry=retry, workspaces=workspaces, shared=shared,
             )
         )
-    if not problems:
-        from governance.datamap.graph import DataMapGraph
+    from governance.datamap.graph import DataMapGraph
 
-        for path, message in DataMapGraph(stores).problems():
-            add(path, message)
-    if problems:
-        raise DataMapInvalid(filename, problems)
-    return stores
+    # Graph checks run even when other keys have problems: every problem is reported at once.
+    for path, message in DataMapGraph(stores).problems() + scope_problems(stores):
+        add(path, message)
+    return stores, problems
+
+
+def strategy_options_problems(strategy: str, options: dict) -> list[str]:
+    """What is wrong with a strategy's options (checked when the map loads, not mid-erasure)."""
+    checker = (hooks.strategy_checkers() or {}).get(strategy)
+    if checker is None:
+        return []
+    return [f"{strategy}: {message}" for message in checker.options_problems(dict(options))]
+
+
+def _store_scope(raw: dict, path: tuple, add) -> tuple[list[str], bool | None]:
+    workspaces = raw.get("workspaces", [])
+    if isinstance(workspaces, str):
+        workspaces = [workspaces]
+    if not isinstance(workspaces, list) or not all(isinstance(w, str) and w for w in workspaces):
+        add(path + ("workspaces",), "must be a list of workspace slugs")
+        workspaces = []
+    shared = raw.get("shared")
+    if shared is not None and not isinstance(shared, bool):
+        add(path + ("shared",), "must be true or false")
+        shared = None
+    if shared and workspaces:
+        add(path + ("shared",), "a store is either shared or owned by 'workspaces', not both")
+    if shared is False and not workspaces:
+        add(path + ("workspaces",), "'shared: false' needs the list of workspaces that own the store")
+    return [str(w) for w in workspaces], shared
+
+
+def scope_problems(stores: list[StoreSpec]) -> list[tuple[tuple, str]]:
+    """A reference must not lead out of the workspaces that search the referencing store."""
+    by_key = {s.key: s for s in stores}
+    found = []
+    for store in stores:
+        for collection in store.collections:
+            for f in collection.fields:
+                for ref in f.references:
+                    target = by_key.get(str(ref).split(".", 1)[0])
+                    if target is None or target.key == store.key or target.owners is None:
+                        continue
+                    missing = sorted(target.owners - store.owners) if store.owners is not None else None
+                    if missing is None or missing:
+                        who = "every workspace" if missing is None else ", ".join(missing)
+                        found.append((
+                            ("stores", store.key, "collections", collection.name, "fields", f.name,
+                             "references"),
+                            f"reference {ref!r}: store {target.key!r} is owned by "
+                            f"{', '.join(sorted(target.owners))} but {store.key!r} is searched for {who}; "
+                            f"add those workspaces to {target.key}.workspaces or mark it 'shared: true'",
+                        ))
+    return found
