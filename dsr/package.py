@@ -1,32 +1,59 @@
-"""The access package (GDPR Art. 15 / 20, CCPA right to know, APPI 33条).
+"""The access package (GDPR Art. 15 / 20, CCPA right to know, APPI 33条 開示).
 
-A zip with, per collection, ``<store>/<collection>.json`` and ``.csv``; ``summary.html`` in the
-subject's language; ``manifest.json`` with the Art. 15 information in machine-readable form. The
-zip is built in a spooled temporary file and stored encrypted (chunks under the request's DEK).
+A zip with, per collection where data was found, ``<store>/<collection>.json`` and ``.csv``;
+``summary.html``, the person's own data in readable tables, in their language and time zone, with
+the Art. 15 information that applies to them; ``manifest.json`` with the same information in
+machine-readable form. JSON holds ISO 8601 times with their offset and JSON numbers.
+
+Two halves: :func:`package_entries` builds the content (what the person reads); :func:`package_build`
+writes it into a spooled zip stored encrypted under the request's data key.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
+import re
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.apps import apps
 from django.conf import settings
 from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext, ngettext
 
 from dsr import files
-from dsr.execution import _access_name, plan_graph
+from dsr.execution import _access_name, plan_graph, request_details
 from dsr.models import AccessPackage, DataSubjectRequest
+from dsr.values import json_default
+from governance.datamap.graph import DataMapGraph
+from governance.datamap.spec import CollectionSpec, FieldSpec
 from governance.datamap.taxonomy import category_is_personal, category_label
 
 PACKAGE_NAME = "package.zip.enc"
+FORMAT = "mamoru-access-package/2"
+#: Rows per collection shown in summary.html (all rows are always in the JSON and CSV files).
+HTML_ROWS = 200
+#: Characters of one value shown in summary.html.
+HTML_CELL_CHARS = 300
+#: The person's time zone by jurisdiction, when the request does not record one.
+JURISDICTION_ZONES = {"JP": "Asia/Tokyo", "US-CA": "America/Los_Angeles"}
+LANGUAGE_ZONES = {"ja": "Asia/Tokyo"}
+DATETIME_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+)
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+JAPANESE_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+CSV_FORMULA_START = ("=", "@", "\t", "\r")
+CSV_SAFE_SIGNED = re.compile(r"^[+-][\d\s().\-+]*$")
 
 
 @dataclass
@@ -35,55 +62,292 @@ class BuiltPackage:
     summary_rows: int
 
 
-def _purposes(request: DataSubjectRequest) -> list[dict]:
-    """Purposes from the consent app, when it is installed (code, name, legal basis, retention)."""
+@dataclass
+class Column:
+    name: str
+    label: str
+    category: str = ""
+
+
+@dataclass
+class CollectionPart:
+    """One collection of the package: its rows (JSON-ready) and how the summary shows them."""
+
+    address: str
+    store_key: str
+    store_name: str
+    store_type: str
+    name: str
+    title: str
+    columns: list[Column]
+    rows: list[dict]
+    json_path: str
+    csv_path: str
+    spec: CollectionSpec
+    shown: list[list[str]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    @property
+    def anchor(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_-]", "-", self.address)
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.rows) > len(self.shown)
+
+
+# --- the person: language and time zone ------------------------------------------------------
+
+def package_language(request: DataSubjectRequest) -> str:
+    return "ja" if (request.locale or "").lower().startswith("ja") else "en"
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    if not name or not isinstance(name, str):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def subject_timezone(request: DataSubjectRequest) -> ZoneInfo:
+    """The person's time zone: recorded with the request, else by jurisdiction (profile first),
+    else by language, else the site's ``TIME_ZONE``."""
+    zone = _zone(request_details(request).get("timezone"))
+    if zone:
+        return zone
+    zones = {**JURISDICTION_ZONES, **getattr(settings, "MAMORU_DSR_JURISDICTION_TIMEZONES", {})}
+    profile = request.profile if request.profile_id else None
+    for jurisdiction in (getattr(profile, "jurisdiction", None), request.jurisdiction):
+        zone = _zone(zones.get(jurisdiction or ""))
+        if zone:
+            return zone
+    return _zone(LANGUAGE_ZONES.get(package_language(request))) or _zone(settings.TIME_ZONE) or ZoneInfo("UTC")
+
+
+# --- values ----------------------------------------------------------------------------------
+
+def _as_datetime(value: str) -> dt.datetime | None:
+    if not DATETIME_RE.match(value):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _collection_zone(collection: CollectionSpec) -> ZoneInfo:
+    """Where naive times of a collection are (``options.timezone``; UTC when not said)."""
+    return _zone(collection.options.get("timezone")) or ZoneInfo("UTC")
+
+
+def json_value(value, *, zone: ZoneInfo, naive_zone: ZoneInfo):
+    """A stored value as the package writes it: times as ISO 8601 with offset in the person's zone."""
+    if isinstance(value, str):
+        moment = _as_datetime(value)
+        if moment is None:
+            return value
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=naive_zone)
+        return moment.astimezone(zone).isoformat()
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=naive_zone)
+        return moment.astimezone(zone).isoformat()
+    if isinstance(value, dict):
+        return {k: json_value(v, zone=zone, naive_zone=naive_zone) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_value(v, zone=zone, naive_zone=naive_zone) for v in value]
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return json.loads(json.dumps(value, default=json_default))
+
+
+def display_value(value) -> str:
+    """A JSON-ready value as the summary shows it (escaped by the template, never here)."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict | list):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        text = str(value)
+        moment = _as_datetime(text)
+        if moment is not None and moment.tzinfo is not None:
+            return formats.date_format(moment, "DATETIME_FORMAT")
+        if DATE_RE.match(text):
+            try:
+                return formats.date_format(dt.date.fromisoformat(text), "DATE_FORMAT")
+            except ValueError:
+                return text
+    if len(text) > HTML_CELL_CHARS:
+        return text[:HTML_CELL_CHARS] + "…"
+    return text
+
+
+def _fits(text: str, language: str) -> bool:
+    """Whether a data-map text is written in the person's language (Japanese script or not)."""
+    has_japanese = bool(JAPANESE_RE.search(text or ""))
+    return has_japanese if language == "ja" else not has_japanese
+
+
+def field_label(f: FieldSpec, language: str) -> str:
+    """The data map's description when it is in the person's language, else the category's label."""
+    if f.description and _fits(f.description, language):
+        return f.description
+    if f.category:
+        return category_label(f.category)
+    return f.name
+
+
+def package_paths(address: str) -> tuple[str, str]:
+    """The zip paths of a collection's JSON and CSV files (the summary links exactly these)."""
+    store, collection = address.split(".", 1)
+    return f"{store}/{collection}.json", f"{store}/{collection}.csv"
+
+
+# --- content ---------------------------------------------------------------------------------
+
+def collection_parts(request: DataSubjectRequest, graph: DataMapGraph, *, language: str,
+                     zone: ZoneInfo) -> list[CollectionPart]:
+    """Every collection searched, with the person's rows read from the access results."""
+    parts: list[CollectionPart] = []
+    for address in graph.access_order():
+        collection = graph.nodes[address]
+        store = graph.stores[collection.store]
+        naive_zone = _collection_zone(collection)
+        rows = [
+            {k: json_value(v, zone=zone, naive_zone=naive_zone) for k, v in row.items() if not k.startswith("_")}
+            for row in files.read_rows(request_id=request.id, dek_id=request.data_key_id,
+                                       name=_access_name(address))
+        ]
+        columns = [Column(f.name, field_label(f, language), f.category) for f in collection.fields]
+        known = {c.name for c in columns}
+        for row in rows:
+            for key in row:
+                if key not in known:
+                    columns.append(Column(key, key))
+                    known.add(key)
+        json_path, csv_path = package_paths(address)
+        description = collection.description if _fits(collection.description, language) else ""
+        part = CollectionPart(
+            address=address, store_key=store.key, store_name=store.name or store.key, store_type=store.type,
+            name=collection.name, title=description or collection.name, columns=columns, rows=rows,
+            json_path=json_path, csv_path=csv_path, spec=collection,
+        )
+        part.shown = [[display_value(row.get(c.name)) for c in columns] for row in rows[:_html_rows()]]
+        parts.append(part)
+    return parts
+
+
+def _html_rows() -> int:
+    return int(getattr(settings, "MAMORU_DSR_PACKAGE_HTML_ROWS", HTML_ROWS))
+
+
+def _categories_match(purpose_categories: list, found: set[str]) -> bool:
+    for wanted in purpose_categories or []:
+        wanted = str(wanted)
+        if any(code == wanted or code.startswith(wanted + ".") or wanted.startswith(code + ".") for code in found):
+            return True
+    return False
+
+
+def _retention_days(days: int | None) -> str:
+    if not days:
+        return ""
+    return ngettext("%(n)s day", "%(n)s days", days) % {"n": days}
+
+
+def _purposes(request: DataSubjectRequest, found: set[str], zone: ZoneInfo) -> list[dict]:
+    """The purposes that apply to this person (GDPR Art. 15(1)(a), APPI 32条 利用目的).
+
+    A purpose based on consent applies when the person gave it (or, under an opt-out rule, did not
+    refuse it and their data is of its categories); a purpose on another legal basis applies when
+    data of its categories was found about them.
+    """
     if not apps.is_installed("consent"):
         return []
     try:
-        model = apps.get_model("consent", "Purpose")
+        purpose_model = apps.get_model("consent", "Purpose")
+        state_model = apps.get_model("consent", "ConsentState")
     except LookupError:
         return []
+    language = package_language(request)
+    states = {}
+    if request.profile_id:
+        states = {s.purpose_id: s for s in state_model.objects.filter(profile_id=request.profile_id)}
+    jurisdiction = getattr(request.profile, "jurisdiction", None) if request.profile_id else None
+    jurisdiction = jurisdiction or request.jurisdiction
     rows = []
-    for purpose in model.objects.select_related("current_version")[:200]:
-        version = getattr(purpose, "current_version", None)
-        if version is None:
+    for purpose in purpose_model.objects.select_related("current_version").exclude(current_version=None):
+        version = purpose.current_version
+        state = states.get(purpose.pk)
+        matches = _categories_match(version.data_categories, found)
+        given = state is not None and state.state == "given"
+        if version.gdpr_basis == "consent":
+            if given:
+                why = "consent_given"
+            elif state is None and matches and version.default_rule(jurisdiction) == "opt_out":
+                why = "not_objected"
+            else:
+                continue
+        elif matches or given:
+            why = "data_found"
+        else:
             continue
-        retention = getattr(version, "retention_days", None)
+        recipients = []
+        for recipient in version.recipients or []:
+            name = recipient.get("name", "") if isinstance(recipient, dict) else recipient
+            if name:
+                recipients.append(str(name))
         rows.append({
             "code": purpose.code,
-            "name": version.name(request.locale) if hasattr(version, "name") else purpose.code,
-            "legal_basis": str(getattr(version, "gdpr_basis", "") or ""),
-            "retention": f"{retention} days" if retention else "",
-            "recipients": list(getattr(version, "recipients", None) or []),
+            "name": version.name(language),
+            "description": version.description(language),
+            "legal_basis": version.gdpr_basis,
+            "legal_basis_label": str(version.get_gdpr_basis_display()),
+            "why": why,
+            "consent_given_at": (state.occurred_at.astimezone(zone).isoformat() if given and state.occurred_at
+                                 else None),
+            "retention": _retention_days(version.retention_days),
+            "retention_days": version.retention_days,
+            "recipients": recipients,
+            "transfer_country": version.transfer_country,
+            "notice_url": version.notice_url,
         })
     return rows
 
 
-def art15_information(request: DataSubjectRequest, counts: dict[str, int]) -> dict:
-    """Purposes, categories, recipients, retention and source for the collections that hold data."""
-    graph = plan_graph(request)
+def art15_information(request: DataSubjectRequest, parts: list[CollectionPart], *, zone: ZoneInfo) -> dict:
+    """What applies to this person: purposes, categories actually found, recipients of the stores
+    where data was found, retention and sources (GDPR Art. 15(1)(a)–(h), APPI 32・33条)."""
     categories: dict[str, str] = {}
     retention: list[dict] = []
     sources: list[dict] = []
     recipients: list[dict] = []
-    for address, collection in graph.nodes.items():
-        if not counts.get(address):
+    for part in parts:
+        if not part.rows:
             continue
-        store = graph.stores[collection.store]
-        for f in collection.fields:
-            if category_is_personal(f.category):
+        for f in part.spec.fields:
+            if category_is_personal(f.category) and any(row.get(f.name) not in (None, "") for row in part.rows):
                 categories[f.category] = category_label(f.category)
-            if f.legal_basis or f.retention:
-                retention.append({"collection": address, "field": f.name, "legal_basis": f.legal_basis,
-                                  "retention": f.retention})
-        sources.append({"collection": address, "store": store.name, "description": collection.description})
-        if store.type == "http":
-            recipients.append({"store": store.key, "name": store.name, "description": store.description})
-    purposes = _purposes(request)
+            if f.retention or f.legal_basis:
+                retention.append({"collection": part.address, "field": f.name,
+                                  "label": field_label(f, package_language(request)),
+                                  "retention": f.retention, "legal_basis": f.legal_basis})
+        sources.append({"collection": part.address, "store": part.store_name, "description": part.title})
+        if part.store_type == "http" and not any(r["store"] == part.store_key for r in recipients):
+            recipients.append({"store": part.store_key, "name": part.store_name, "purpose": ""})
+    purposes = _purposes(request, set(categories), zone)
     for purpose in purposes:
-        for recipient in purpose.get("recipients", []):
-            name = recipient.get("name", "") if isinstance(recipient, dict) else recipient
-            recipients.append({"store": "", "name": str(name), "description": f"purpose {purpose['code']}"})
+        for name in purpose["recipients"]:
+            recipients.append({"store": "", "name": name, "purpose": purpose["name"]})
     return {
         "purposes": purposes,
         "categories": [{"code": k, "label": v} for k, v in sorted(categories.items())],
@@ -95,57 +359,110 @@ def art15_information(request: DataSubjectRequest, counts: dict[str, int]) -> di
     }
 
 
-def _csv(rows: list[dict]) -> str:
-    columns: list[str] = []
-    for row in rows:
-        for key in row:
-            if key not in columns:
-                columns.append(key)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return out.getvalue()
+RETENTION_RE = re.compile(r"^\s*(\d+)\s*(day|week|month|year)s?\s*$", re.IGNORECASE)
 
+
+def retention_text(text: str, language: str) -> str:
+    """A data map's retention (``7 years``) in the person's language; other wording as written
+    when it is in their language."""
+    match = RETENTION_RE.match(text or "")
+    if match:
+        n, unit = int(match.group(1)), match.group(2).lower()
+        forms = {
+            "day": ngettext("%(n)s day", "%(n)s days", n),
+            "week": ngettext("%(n)s week", "%(n)s weeks", n),
+            "month": ngettext("%(n)s month", "%(n)s months", n),
+            "year": ngettext("%(n)s year", "%(n)s years", n),
+        }
+        return forms[unit] % {"n": n}
+    return text if text and _fits(text, language) else ""
+
+
+def _retention_rows(info: dict, parts: list[CollectionPart], language: str) -> list[dict]:
+    """Retention for the summary: a legal basis not written in the person's language is named
+    generically there (manifest.json keeps the data map's wording)."""
+    titles = {p.address: f"{p.store_name}: {p.title}" for p in parts}
+    rows = []
+    for item in info["retention"]:
+        basis = item["legal_basis"]
+        if basis and not _fits(basis, language):
+            basis = gettext("kept to meet a legal obligation")
+        rows.append({"label": item["label"], "where": titles.get(item["collection"], item["collection"]),
+                     "retention": retention_text(item["retention"], language), "legal_basis": basis})
+    return rows
+
+
+def _csv_cell(value) -> str:
+    """A CSV cell; text that a spreadsheet would run as a formula starts with an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value and (
+        value.startswith(CSV_FORMULA_START) or (value[0] in "+-" and not CSV_SAFE_SIGNED.match(value))
+    ):
+        return "'" + value
+    return str(value)
+
+
+def _csv(part: CollectionPart) -> bytes:
+    """UTF-8 with a byte-order mark (spreadsheets then read Japanese correctly)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([c.name for c in part.columns])
+    for row in part.rows:
+        writer.writerow([_csv_cell(row.get(c.name)) for c in part.columns])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def package_entries(*, request: DataSubjectRequest) -> Iterator[tuple[str, bytes]]:
+    """The files of the package, path and content, in the order they go into the zip."""
+    graph = plan_graph(request)
+    language = package_language(request)
+    zone = subject_timezone(request)
+    with translation.override(language), timezone.override(zone):
+        parts = collection_parts(request, graph, language=language, zone=zone)
+        for part in parts:
+            if part.rows:
+                yield part.json_path, json.dumps(part.rows, ensure_ascii=False, indent=2,
+                                                 default=json_default).encode("utf-8")
+                yield part.csv_path, _csv(part)
+        info = art15_information(request, parts, zone=zone)
+        now = timezone.now()
+        manifest = {
+            "format": FORMAT,
+            "request": {"id": str(request.id), "type": request.request_type,
+                        "received_at": request.received_at.astimezone(zone).isoformat(),
+                        "jurisdiction": request.jurisdiction, "language": language},
+            "generated_at": now.astimezone(zone).isoformat(),
+            "time_zone": zone.key,
+            "collections": {p.address: {"rows": p.count, "json": p.json_path if p.rows else None,
+                                        "csv": p.csv_path if p.rows else None} for p in parts},
+            "article_15": info,
+        }
+        yield "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2, default=json_default).encode("utf-8")
+        html = render_to_string("dsr/package_summary.html", {
+            "request": request, "language": language, "zone": zone.key, "now": now,
+            "found": [p for p in parts if p.rows], "empty": [p for p in parts if not p.rows],
+            "total": sum(p.count for p in parts), "info": info, "html_rows": _html_rows(),
+            "retention": _retention_rows(info, parts, language),
+        })
+        yield "summary.html", html.encode("utf-8")
+
+
+# --- the file --------------------------------------------------------------------------------
 
 def package_build(*, request: DataSubjectRequest) -> BuiltPackage:
     """Build (or rebuild, idempotently) the encrypted access package of a request."""
-    graph = plan_graph(request)
-    counts: dict[str, int] = {}
-    language = "ja" if request.locale.startswith("ja") else "en"
+    rows = 0
     with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as spool:
         with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for address in graph.access_order():
-                rows = [
-                    {k: v for k, v in row.items() if not k.startswith("_")}
-                    for row in files.read_rows(request_id=request.id, dek_id=request.data_key_id,
-                                               name=_access_name(address))
-                ]
-                counts[address] = len(rows)
-                if not rows:
-                    continue
-                store, collection = address.split(".", 1)
-                zf.writestr(f"{store}/{collection}.json", json.dumps(rows, ensure_ascii=False, indent=2, default=str))
-                zf.writestr(f"{store}/{collection}.csv", _csv(rows))
-            info = art15_information(request, counts)
-            manifest = {
-                "format": "mamoru-access-package/1",
-                "request": {"id": str(request.id), "type": request.request_type,
-                            "received_at": request.received_at.isoformat(),
-                            "jurisdiction": request.jurisdiction},
-                "generated_at": timezone.now().isoformat(),
-                "collections": {a: {"rows": n, "json": f"{a.replace('.', '/', 1)}.json" if n else None}
-                                for a, n in counts.items()},
-                "article_15": info,
-            }
-            zf.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
-            with translation.override(language):
-                html = render_to_string("dsr/package_summary.html", {
-                    "request": request, "counts": counts, "info": info, "language": language,
-                    "total": sum(counts.values()),
-                })
-            zf.writestr("summary.html", html)
+            for path, data in package_entries(request=request):
+                zf.writestr(path, data)
+                if path == "manifest.json":
+                    rows = sum(c["rows"] for c in json.loads(data)["collections"].values())
         spool.seek(0)
         digest = hashlib.sha256()
         size = 0
@@ -168,7 +485,7 @@ def package_build(*, request: DataSubjectRequest) -> BuiltPackage:
         defaults={"path": str(path), "size": size, "sha256": digest.hexdigest(),
                   "expires_at": timezone.now() + timedelta(days=days), "deleted_at": None},
     )
-    return BuiltPackage(path=str(path), summary_rows=sum(counts.values()))
+    return BuiltPackage(path=str(path), summary_rows=rows)
 
 
 def package_stream(*, package: AccessPackage):
