@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import unicodedata
 from datetime import timedelta
 
 from dateutil.relativedelta import relativedelta
@@ -145,7 +146,8 @@ def dsr_request_submit(
             acknowledge_due_at=deadlines.acknowledge_due_at(jurisdiction=region, received_at=now),
             created_by=actor if getattr(actor, "pk", None) else None,
         )
-        request.email = normalized
+        # As typed (mailbox local parts may be case-sensitive); the index is of the canonical form.
+        request.email = unicodedata.normalize("NFKC", email).strip()
         request.details = json.dumps(details)
         request.masking_secret = secrets.token_hex(32)
         request.save()

@@ -22,11 +22,19 @@ timeouts, HTTP 429/503); it is retried with backoff up to the store's retry budg
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from django.utils.translation import gettext_lazy as _
 
 from governance.api.errors import DomainError
 from governance.datamap.spec import CollectionSpec
+from governance.subjects.identities import (
+    email_fold,
+    email_search_forms,
+    phone_fold,
+    phone_region,
+    phone_search_forms,
+)
 
 
 class StoreUnavailable(Exception):
@@ -78,3 +86,59 @@ class BaseConnector:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+# --- identity matching -------------------------------------------------------------------------
+
+@dataclass
+class IdentityMatch:
+    """How one input field is searched and how a found value is confirmed to be the subject's.
+
+    ``email`` fields: ``forms`` are the lower-case forms of the address (Unicode and punycode
+    domain); a stored value matches when, trimmed and lower-cased, it is the same address.
+    ``phone`` fields: ``forms`` are the number in every format the field may hold (or the one
+    it declares, ``format:`` in the data map); a stored value matches when it reads as the same
+    E.164 number. Other fields (customer ids, references) are compared exactly.
+    Connectors search with ``forms`` (a superset is fine) and keep a row only if
+    :meth:`accepts` its value: a near miss (``a@b.jp.evil``, another person's phone) never matches.
+    """
+
+    name: str
+    kind: str  # "email", "phone" or "" (exact)
+    values: list  # the input values as given
+    forms: list[str] = field(default_factory=list)
+    keys: frozenset = frozenset()
+    regions: tuple = ()
+
+    def accepts(self, stored) -> bool:
+        if stored is None:
+            return False
+        if self.kind == "email":
+            return email_fold(stored) in self.keys
+        if self.kind == "phone":
+            return str(stored) in self.keys or any(
+                phone_fold(stored, region=region) in self.keys for region in self.regions)
+        return stored in self.values or str(stored) in {str(v) for v in self.values}
+
+
+def identity_matches(collection: CollectionSpec, inputs: dict[str, list]) -> list[IdentityMatch]:
+    """One :class:`IdentityMatch` per input field (see docs/datamap.md, "Identity matching")."""
+    matches = []
+    for name, raw in inputs.items():
+        values = [v for v in raw if v is not None and v != ""]
+        if not values:
+            continue
+        spec = collection.field(name)
+        kind = spec.identity if spec is not None and spec.identity in {"email", "phone"} else ""
+        if kind == "email":
+            forms = sorted({f for v in values for f in email_search_forms(str(v))})
+            matches.append(IdentityMatch(name, kind, values, forms, frozenset(email_fold(v) for v in values)))
+        elif kind == "phone":
+            stored_format = (getattr(spec, "format", "") or "any")
+            forms = sorted({f for v in values for f in phone_search_forms(str(v), stored_format=stored_format)})
+            regions = tuple(sorted({r for r in (phone_region(str(v)) for v in values) if r}))
+            keys = frozenset(str(v) for v in values)
+            matches.append(IdentityMatch(name, kind, values, forms, keys, regions))
+        else:
+            matches.append(IdentityMatch(name, "", values, list(values), frozenset()))
+    return matches

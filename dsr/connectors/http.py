@@ -18,7 +18,15 @@ Collection ``options``::
     pagination: {type: page, param: page, size_param: per_page, size: 100}
              #  {type: cursor, param: cursor, next: next_cursor} | {type: link, next: next}
 
+    email_case: insensitive    # the API compares e-mails ignoring case (default): the lower-case
+                               # address is sent; `exact`: the API compares exactly: the address
+                               # is sent as the person typed it and in lower case
+                               # (each with its Unicode and punycode domain)
+
 ``{name}`` placeholders are filled from the input field values (lookups) or the row (paths).
+Phone placeholders are sent in every format of the number, or the formats of the field's declared
+``format``. A returned row that holds the identity field is kept only if it is the same address
+or number (docs/datamap.md, "Identity matching").
 """
 
 from __future__ import annotations
@@ -26,13 +34,20 @@ from __future__ import annotations
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from urllib.parse import quote
 
 import httpx
 
 from dsr.connectors import register
-from dsr.connectors.base import BaseConnector, StoreError, StoreUnavailable
+from dsr.connectors.base import (
+    BaseConnector,
+    IdentityMatch,
+    StoreError,
+    StoreUnavailable,
+    identity_matches,
+)
 from governance.datamap.spec import CollectionSpec
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -152,6 +167,21 @@ class HttpConnector(BaseConnector):
                 return
         raise StoreError(f"more than {MAX_PAGES} pages from {endpoint['path']}")
 
+    @staticmethod
+    def _lookup_values(collection: CollectionSpec, match: IdentityMatch) -> list:
+        if match.kind == "email":
+            case = collection.options.get("email_case", "insensitive")
+            if case not in {"insensitive", "exact"}:
+                raise StoreError(f"http collection {collection.address}: options.email_case is "
+                                 "'insensitive' or 'exact'")
+            values = [f for f in match.forms if unicodedata.is_normalized("NFC", f)]
+            if case == "exact":
+                values += [str(v).strip() for v in match.values]
+            return sorted(set(values))
+        if match.kind == "phone":
+            return sorted({f for f in match.forms if f.isascii()})
+        return sorted(set(match.values), key=str)
+
     def retrieve(self, collection: CollectionSpec, inputs: dict[str, list]) -> Iterator[dict]:
         lookup = self._endpoint(collection, "lookup")
         read = self._endpoint(collection, "read", required=False)
@@ -159,15 +189,18 @@ class HttpConnector(BaseConnector):
         pk = collection.primary_key
         seen: set = set()
         templates = {**{"path": lookup["path"]}, **(lookup.get("params") or {})}
-        for name, values in inputs.items():
+        for match in identity_matches(collection, inputs):
+            name = match.name
             if not any(f"{{{name}}}" in str(t) for t in templates.values()):
                 continue
-            for value in sorted({v for v in values if v is not None}, key=str):
+            for value in self._lookup_values(collection, match):
                 params = {k: _fill(str(v), {name: value}, quote_values=False)
                           for k, v in (lookup.get("params") or {}).items()}
                 endpoint = {**lookup, "path": _fill(lookup["path"], {name: value}, quote_values=True)}
                 for rows in self._pages(endpoint, params, pagination):
                     for row in rows:
+                        if match.kind and name in row and not match.accepts(row[name]):
+                            continue  # the API matched more loosely than the same address/number
                         ident = tuple(row.get(k) for k in pk) if pk else tuple(sorted(row.items()))
                         if ident in seen:
                             continue

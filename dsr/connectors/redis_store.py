@@ -7,9 +7,15 @@ Settings: ``url`` (``redis://host:6379/0``). Collection options:
 - ``key``: a template such as ``session:{session_id}``. When every placeholder has input values
   the keys are read directly; otherwise keys matching the pattern (placeholders as ``*``) are
   scanned and filtered. Placeholder values are parsed back into the row;
-- ``member_field`` (sets, default ``member``) and ``value_field`` (strings, default ``value``).
+- ``member_field`` (sets, default ``member``) and ``value_field`` (strings, default ``value``);
+- ``key_case`` (keys with an e-mail placeholder): ``any`` (default) — keys may hold the address
+  in any letter case, they are found with a case-insensitive ``SCAN MATCH`` pattern
+  (``[fF][tT]…``; O(keys of the pattern) per request); ``lower`` — the application builds keys
+  from the lower-cased address, they are read directly.
 
-Every row carries ``_key`` (the Redis key).
+Phone placeholders are read directly in every format of the number (or the field's declared
+``format``). Every row is confirmed in Python (same address, same E.164 number, see
+docs/datamap.md). Every row carries ``_key`` (the Redis key).
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ from collections.abc import Iterable, Iterator
 import redis
 
 from dsr.connectors import register
-from dsr.connectors.base import BaseConnector, StoreError, StoreUnavailable
+from dsr.connectors.base import (
+    BaseConnector,
+    IdentityMatch,
+    StoreError,
+    StoreUnavailable,
+    identity_matches,
+)
 from governance.datamap.spec import CollectionSpec
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -47,6 +59,21 @@ def _glob_escape_literal(template: str) -> str:
         parts.append(_glob_escape(template[last : match.start()]) + match.group(0))
         last = match.end()
     return "".join(parts) + _glob_escape(template[last:])
+
+
+def _glob_any_case(value: str) -> str:
+    """A SCAN pattern matching ``value`` in any letter case (bytes-based: non-ASCII letters
+    become ``*``; the rows are confirmed in Python afterwards)."""
+    out = []
+    for char in value:
+        if not char.isascii():
+            if not out or out[-1] != "*":
+                out.append("*")
+        elif char.isalpha():
+            out.append(f"[{char.lower()}{char.upper()}]")
+        else:
+            out.append(_glob_escape(char))
+    return "".join(out)
 
 
 @register
@@ -85,17 +112,36 @@ class RedisConnector(BaseConnector):
             )
         return kind, template
 
-    def _keys(self, template: str, inputs: dict[str, list]) -> Iterable[str]:
+    @staticmethod
+    def _direct(match: IdentityMatch, key_case: str) -> list[str] | None:
+        """The literal key parts to read for a placeholder, or None when only a scan finds them."""
+        if match.kind == "email":
+            return match.forms if key_case == "lower" else None
+        if match.kind == "phone":
+            return match.forms
+        return [str(v) for v in match.values]
+
+    def _keys(self, collection: CollectionSpec, template: str, matches: list[IdentityMatch]) -> Iterable[str]:
         names = PLACEHOLDER.findall(template)
-        if names and all(inputs.get(n) for n in names):
-            for combo in itertools.product(*[inputs[n] for n in names]):
-                yield template.format(**{n: str(v) for n, v in zip(names, combo, strict=True)})
+        by_name = {m.name: m for m in matches}
+        key_case = collection.options.get("key_case", "any")
+        if key_case not in {"any", "lower"}:
+            raise StoreError(f"redis collection {collection.address}: options.key_case is 'any' or 'lower'")
+        direct = {n: self._direct(by_name[n], key_case) for n in names if n in by_name}
+        if names and all(direct.get(n) for n in names):
+            for combo in itertools.product(*[direct[n] for n in names]):
+                yield template.format(**dict(zip(names, combo, strict=True)))
             return
         # Scan, narrowing the pattern with the placeholders that do have values.
-        known = [n for n in names if inputs.get(n)]
-        combos = itertools.product(*[inputs[n] for n in known]) if known else [()]
+        known = [n for n in names if n in by_name]
+        patterns = {
+            n: [_glob_any_case(v) for v in by_name[n].forms] if direct[n] is None
+            else [_glob_escape(v) for v in direct[n]]
+            for n in known
+        }
+        combos = itertools.product(*[patterns[n] for n in known]) if known else [()]
         for combo in combos:
-            values = {n: _glob_escape(str(v)) for n, v in zip(known, combo, strict=True)}
+            values = dict(zip(known, combo, strict=True))
             pattern = PLACEHOLDER.sub(lambda m, v=values: v.get(m.group(1), "*"), _glob_escape_literal(template))
             try:
                 yield from self.client.scan_iter(match=pattern, count=1000)
@@ -125,11 +171,11 @@ class RedisConnector(BaseConnector):
 
     def retrieve(self, collection: CollectionSpec, inputs: dict[str, list]) -> Iterator[dict]:
         kind, template = self._options(collection)
-        wanted = {name: {str(v) for v in values if v is not None} for name, values in inputs.items()}
-        keys = list(dict.fromkeys(self._keys(template, inputs)))
+        matches = identity_matches(collection, inputs)
+        keys = list(dict.fromkeys(self._keys(collection, template, matches)))
         for start in range(0, len(keys), 1000):
             for row in self._rows(collection, kind, template, keys[start : start + 1000]):
-                if any(str(row.get(name)) in values for name, values in wanted.items()):
+                if any(m.accepts(row.get(m.name)) for m in matches):
                     yield row
 
     def mask(self, collection: CollectionSpec, plans: Iterable) -> int:

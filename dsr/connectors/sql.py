@@ -4,6 +4,16 @@ Statements are built with SQLAlchemy expressions, so every value is a bound para
 Settings: ``url`` (SQLAlchemy URL, e.g. ``postgresql+psycopg://user@host/db``,
 ``mysql+pymysql://root@127.0.0.1/shop``, ``sqlite:///var/demo/shop.sqlite3``).
 Collection options: ``table`` (default: the collection name), ``schema``.
+
+Identity matching (docs/datamap.md, "Identity matching"): e-mail fields are searched with
+``lower(trim(column)) IN (…)`` — index it with ``CREATE INDEX … ON t (lower(trim(email)))`` on
+PostgreSQL and SQLite; on SQLite, whose ``lower()`` folds only ASCII, addresses with other letters
+are compared by a Python function registered on the connection. Phone fields are searched with
+``trim(column) IN (every format of the number)``. On MariaDB/MySQL, whose default collations
+already ignore case and trailing spaces, a case-insensitive PAD SPACE column is searched with
+``col IN (…) OR (col LIKE ' %' AND lower(trim(col)) IN (…))``: one range scan of the column's
+plain index. Every row found is checked again in Python (same address, same E.164 number), so a
+near miss or an accent-insensitive collation never matches.
 """
 
 from __future__ import annotations
@@ -15,13 +25,21 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from dsr.connectors import register
-from dsr.connectors.base import BaseConnector, StoreError, StoreUnavailable
+from dsr.connectors.base import (
+    BaseConnector,
+    IdentityMatch,
+    StoreError,
+    StoreUnavailable,
+    identity_matches,
+)
 from governance.datamap.spec import CollectionSpec
+from governance.subjects.identities import email_fold
 
 IN_CHUNK = 500
 _engines: dict[str, sa.Engine] = {}
 _engines_lock = threading.Lock()
 _tables: dict[tuple, sa.Table] = {}
+_collations: dict[tuple, dict[str, str]] = {}
 
 
 def engine_for(url: str) -> sa.Engine:
@@ -37,8 +55,22 @@ def engine_for(url: str) -> sa.Engine:
             elif url.startswith("postgresql"):
                 kwargs["connect_args"] = {"connect_timeout": 5}
             engine = sa.create_engine(url, **kwargs)
+            if url.startswith("sqlite"):
+                sa.event.listen(engine, "connect", _sqlite_functions)
             _engines[url] = engine
         return engine
+
+
+SQLITE_EMAIL_KEY = "mamoru_email_key"
+
+
+def _sqlite_email_key(value):
+    return None if value is None else email_fold(value)
+
+
+def _sqlite_functions(dbapi_connection, _record) -> None:
+    """SQLite's lower() folds ASCII only: non-ASCII addresses are compared by this function."""
+    dbapi_connection.create_function(SQLITE_EMAIL_KEY, 1, _sqlite_email_key, deterministic=True)
 
 
 def engines_dispose() -> None:
@@ -47,6 +79,7 @@ def engines_dispose() -> None:
             engine.dispose()
         _engines.clear()
         _tables.clear()
+        _collations.clear()
 
 
 def _translate(exc: Exception) -> Exception:
@@ -118,19 +151,72 @@ class SqlConnector(BaseConnector):
             raise _translate(exc) from exc
         return f"{self.engine.dialect.name} reachable"
 
+    def _collation(self, conn: sa.Connection, column: sa.Column) -> str:
+        """MariaDB/MySQL: the column's collation (cached per table), "" elsewhere."""
+        if self.engine.dialect.name not in {"mysql", "mariadb"}:
+            return ""
+        table = column.table
+        key = (self.engine.url.render_as_string(hide_password=False), table.schema, table.name)
+        if key not in _collations:
+            rows = conn.execute(sa.text(
+                "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name"
+            ), {"schema": table.schema, "name": table.name})
+            _collations[key] = {str(r[0]): str(r[1] or "") for r in rows}
+        return _collations[key].get(column.name, "")
+
+    def _conditions(self, conn: sa.Connection, column: sa.Column,
+                    match: IdentityMatch) -> Iterator[tuple[object, bool]]:
+        """WHERE clauses (chunked) for one input field; the flag says whether rows need the
+        Python check of :meth:`IdentityMatch.accepts` (normalised matches)."""
+        try:
+            textual = column.type.python_type is str
+        except NotImplementedError:
+            textual = False
+        if not match.kind or not textual:
+            # Exact (ids, references, numeric phone columns): the values as the column's type.
+            candidates = match.values if not match.kind else [*match.values, *match.forms]
+            values = sorted(set(self._coerce(column, candidates)), key=str)
+            for start in range(0, len(values), IN_CHUNK):
+                yield column.in_(values[start : start + IN_CHUNK]), bool(match.kind)
+            return
+        collation = self._collation(conn, column)
+        # MariaDB/MySQL PAD SPACE collations ignore trailing spaces; *_ci ones ignore case.
+        padded = bool(collation) and "nopad" not in collation and "0900" not in collation
+        if padded and (match.kind == "phone" or collation.endswith("_ci")):
+            expr = sa.func.trim(column) if match.kind == "phone" else sa.func.lower(sa.func.trim(column))
+            for start in range(0, len(match.forms), IN_CHUNK):
+                chunk = match.forms[start : start + IN_CHUNK]
+                # Values with leading spaces are a range of the index too (prefix ' ').
+                yield sa.or_(column.in_(chunk), sa.and_(column.like(" %"), expr.in_(chunk))), True
+            return
+        if match.kind == "phone":
+            expr, forms = sa.func.trim(column), match.forms
+        else:
+            expr = sa.func.lower(sa.func.trim(column))
+            forms = [f for f in match.forms if f.isascii()]
+            others = [f for f in match.forms if not f.isascii()]
+            if others and self.engine.dialect.name == "sqlite":
+                keys = sorted(match.keys)
+                for start in range(0, len(keys), IN_CHUNK):
+                    yield getattr(sa.func, SQLITE_EMAIL_KEY)(column).in_(keys[start : start + IN_CHUNK]), True
+            elif others:
+                forms = match.forms
+        for start in range(0, len(forms), IN_CHUNK):
+            yield expr.in_(forms[start : start + IN_CHUNK]), True
+
     def retrieve(self, collection: CollectionSpec, inputs: dict[str, list]) -> Iterator[dict]:
         table = self._table(collection)
         pk = collection.primary_key
         seen: set = set()
         try:
             with self.engine.connect() as conn:
-                for name, values in inputs.items():
-                    column = table.c[name]
-                    values = sorted(set(self._coerce(column, [v for v in values if v is not None])), key=str)
-                    for start in range(0, len(values), IN_CHUNK):
-                        chunk = values[start : start + IN_CHUNK]
-                        stmt = sa.select(*self._columns(table, collection)).where(column.in_(chunk))
+                for match in identity_matches(collection, inputs):
+                    for condition, check in self._conditions(conn, table.c[match.name], match):
+                        stmt = sa.select(*self._columns(table, collection)).where(condition)
                         for row in conn.execute(stmt).mappings():
+                            if check and not match.accepts(row[match.name]):
+                                continue  # e.g. an accent-insensitive collation's near miss
                             ident = tuple(row[k] for k in pk) if pk else tuple(row.items())
                             if ident in seen:
                                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from governance.subjects.identities import InvalidIdentity, normalize_identity
 from governance.subjects.models import Workspace
 
 # The request types a person can pick, in the order they are offered (labels in plain language).
@@ -33,10 +34,12 @@ class RequestForm(forms.Form):
     )
     request_type = forms.ChoiceField(label=_("What would you like us to do?"), choices=PORTAL_TYPES,
                                      widget=forms.RadioSelect)
-    email = forms.EmailField(
+    # A text input: browsers' type=email refuses internationalised addresses (stanisław@…, RFC 6531).
+    email = forms.CharField(
         label=_("Your e-mail address"), max_length=254,
         help_text=_("The address you use with us. We send a confirmation code to it."),
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        widget=forms.TextInput(attrs={"autocomplete": "email", "inputmode": "email", "spellcheck": "false",
+                                      "autocapitalize": "off"}),
     )
     correction_category = forms.ChoiceField(
         label=_("What should be corrected?"), choices=[("", "—"), *CORRECTION_CATEGORIES], required=False
@@ -51,6 +54,15 @@ class RequestForm(forms.Form):
         if self.fields["workspace"].queryset.count() == 1:
             self.fields["workspace"].widget = forms.HiddenInput()
             self.fields["workspace"].initial = self.fields["workspace"].queryset.first().slug
+
+    def clean_email(self) -> str:
+        value = self.cleaned_data["email"]
+        try:
+            normalize_identity(kind="email", value=value)
+        except InvalidIdentity:
+            # Django's own message (translated by Django's catalogues).
+            raise forms.ValidationError(_("Enter a valid email address."), code="invalid") from None
+        return value.strip()
 
     def clean(self):
         data = super().clean()

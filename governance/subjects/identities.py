@@ -1,6 +1,9 @@
 """Normalising identity values before they are indexed: one person, one blind index.
 
-- e-mail: trimmed and lower-cased (whole address), then validated;
+- e-mail: NFKC, trimmed, the domain in Unicode (``xn--`` labels IDNA-decoded), the whole address
+  lower-cased, then validated. Internationalised addresses (RFC 6531 UTF-8 local parts, IDN
+  domains) are accepted: ``Taro@XN--R8JZ45G.jp`` and ``taro@例え.jp`` are one canonical
+  ``taro@例え.jp`` and so one blind index;
 - phone: NFKC (full-width digits), parsed for the profile's region, stored as E.164;
 - customer id: trimmed, needs a namespace (the store that issued it);
 - browser id: 8–128 of ``A–Z a–z 0–9 _ -``.
@@ -11,6 +14,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import email_validator
+import idna
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -46,12 +51,7 @@ def normalize_identity(*, kind: str, value: str, namespace: str = "", jurisdicti
         raise InvalidIdentity(f"{kind}: value must be a string", extra={"kind": kind})
     value = unicodedata.normalize("NFKC", value).strip()
     if kind == IdentityKind.EMAIL:
-        value = value.lower()
-        try:
-            validate_email(value)
-        except ValidationError:
-            raise InvalidIdentity(ERR_EMAIL, extra={"kind": kind}) from None
-        return value
+        return email_canonical(value)
     if kind == IdentityKind.PHONE:
         region = REGION_BY_JURISDICTION.get(jurisdiction) if jurisdiction else None
         try:
@@ -75,3 +75,122 @@ def normalize_identity(*, kind: str, value: str, namespace: str = "", jurisdicti
 def index_kind(kind: str, namespace: str) -> str:
     """The blind-index domain: customer ids of different stores never collide."""
     return f"{kind}:{namespace}" if namespace else kind
+
+
+# --- e-mail ------------------------------------------------------------------------------------
+
+def _domain_unicode(domain: str) -> str:
+    """The domain in lower-case Unicode (``xn--`` labels decoded); as given, lower-cased, if not IDNA."""
+    if domain.isascii() and "xn--" not in domain.lower():
+        return domain.lower()
+    try:
+        return idna.decode(idna.encode(domain, uts46=True))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return domain.lower()
+
+
+def _domain_ascii(domain: str) -> str:
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return domain.lower()
+
+
+def email_fold(value: object) -> str:
+    """The comparison key of an e-mail address as a store may hold it; never raises.
+
+    NFKC, trimmed, domain in Unicode, lower-cased (local part too: mailbox providers treat it
+    case-insensitively). Two values are the same address when their keys are equal.
+    """
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    local, sep, domain = text.rpartition("@")
+    if not sep:
+        return text.lower()
+    return unicodedata.normalize("NFC", f"{local}@{_domain_unicode(domain)}".lower())
+
+
+def email_canonical(value: str) -> str:
+    """Validate an e-mail address and return its canonical form (see :func:`email_fold`)."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    local, sep, domain = text.rpartition("@")
+    if not sep or not local or not domain:
+        raise InvalidIdentity(ERR_EMAIL, extra={"kind": IdentityKind.EMAIL})
+    if text.isascii() and "xn--" not in domain.lower():
+        text = text.lower()
+        try:
+            validate_email(text)
+        except ValidationError:
+            raise InvalidIdentity(ERR_EMAIL, extra={"kind": IdentityKind.EMAIL}) from None
+        return text
+    try:
+        result = email_validator.validate_email(
+            text, allow_smtputf8=True, check_deliverability=False, globally_deliverable=False,
+        )
+    except email_validator.EmailNotValidError:
+        raise InvalidIdentity(ERR_EMAIL, extra={"kind": IdentityKind.EMAIL}) from None
+    return email_fold(result.normalized)
+
+
+def email_search_forms(value: str) -> list[str]:
+    """The lower-case forms a store may hold an address in: Unicode and punycode domain, NFC and NFD."""
+    key = email_fold(value)
+    local, _sep, domain = key.rpartition("@")
+    forms = {key, f"{local}@{_domain_ascii(domain)}" if local else key}
+    forms |= {unicodedata.normalize("NFD", f) for f in forms}
+    return sorted(forms)
+
+
+# --- phone -------------------------------------------------------------------------------------
+
+_FULL_WIDTH = str.maketrans("0123456789+-()", "０１２３４５６７８９＋－（）")
+
+
+def phone_region(e164: str) -> str | None:
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def phone_search_forms(e164: str, *, stored_format: str = "any") -> list[str]:
+    """Every way the number may be written in a store of the given format, from its E.164 form.
+
+    ``e164`` (+819012345678), ``international`` (+81 90-1234-5678, +81 90 1234 5678, +81-90-…),
+    ``national`` (090-1234-5678, 090 1234 5678, 09012345678), ``digits`` (09012345678,
+    819012345678); ``any`` is all of them. Each also in full-width characters (０９０…).
+    """
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return [e164]
+    fmt = phonenumbers.PhoneNumberFormat
+    canonical = phonenumbers.format_number(number, fmt.E164)
+    international = phonenumbers.format_number(number, fmt.INTERNATIONAL)
+    national = phonenumbers.format_number(number, fmt.NATIONAL)
+    intl_groups = re.findall(r"\d+", international)
+    natl_groups = re.findall(r"\d+", national)
+    forms: dict[str, set[str]] = {
+        "e164": {canonical},
+        "international": {international, "+" + " ".join(intl_groups), "+" + "-".join(intl_groups),
+                          f"+{intl_groups[0]} {''.join(intl_groups[1:])}"},
+        "national": {national, " ".join(natl_groups), "-".join(natl_groups), "".join(natl_groups)},
+        "digits": {"".join(natl_groups), canonical.lstrip("+")},
+    }
+    if stored_format not in {"any", *forms}:
+        raise ValueError(f"unknown phone format {stored_format!r}; known: any, {', '.join(forms)}")
+    chosen = set().union(*forms.values()) if stored_format == "any" else forms[stored_format]
+    return sorted(chosen | {f.translate(_FULL_WIDTH) for f in chosen})
+
+
+def phone_fold(value: object, *, region: str | None) -> str | None:
+    """The E.164 form of a stored phone value read for ``region``, or None if it is not a number."""
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    if not text:
+        return None
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
