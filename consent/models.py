@@ -212,10 +212,12 @@ class Method(models.TextChoices):
 
 
 class ConsentEvent(models.Model):
-    """One consent decision. Never updated or deleted (erasure only blanks ``identity_index``).
+    """One consent decision. Never updated or deleted.
 
-    The chain digest covers ``subject_pseudonym`` (a keyed hash fixed at write time), not the
-    profile or identity, so merges move events and erasure redacts them without breaking it.
+    The chain digest covers every column (see ``consent.chain``), including the profile, the
+    identity linkage and the decoded signals. Two later changes are allowed, each proven by a
+    chained :class:`ConsentAmendment`: a profile merge moves ``profile`` to the survivor, and an
+    erasure blanks ``identity_index`` and sets ``redacted_at``.
     """
 
     id = models.UUIDField(_("record id"), primary_key=True, default=uuid.uuid4, editable=False)
@@ -338,12 +340,49 @@ class ConsentRevision(models.Model):
         return f"catalogue revision {self.catalogue}, keys revision {self.keys}"
 
 
+class AmendmentKind(models.TextChoices):
+    MERGE = "merge", _("Profile merge")
+    REDACT = "redact", _("Identity redaction (erasure)")
+    UPGRADE = "upgrade", _("Chain format upgrade")
+
+
+class ConsentAmendment(models.Model):
+    """A chained record of a change to earlier events (same chain and sequence as the events).
+
+    ``merge``: the events listed in ``event_seqs`` moved from ``profile_ref`` to ``survivor_ref``.
+    ``redact``: the listed events of ``profile_ref`` had their identity link blanked at
+    ``recorded_at`` (their ``redacted_at``). ``upgrade``: events before this record were sealed with
+    the previous digest format. Verification accepts a moved or redacted event only when a record
+    proves it.
+    """
+
+    seq = models.BigIntegerField(unique=True, editable=False)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    entry_hash = models.CharField(max_length=64, editable=False)
+    kind = models.CharField(max_length=12, choices=AmendmentKind.choices)
+    profile_ref = models.UUIDField(null=True, blank=True)
+    survivor_ref = models.UUIDField(null=True, blank=True)
+    event_seqs = models.JSONField(default=list, blank=True)
+    recorded_at = models.DateTimeField()
+    actor_label = models.CharField(max_length=150, blank=True, default="")
+    note = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["seq"]
+        verbose_name = _("consent chain amendment")
+        verbose_name_plural = _("consent chain amendments")
+
+    def __str__(self) -> str:
+        return f"consent amendment {self.seq} ({self.kind})"
+
+
 class ChainHead(models.Model):
     """Newest sealed position of the consent event chain; its row lock serialises writers."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default="0" * 64)
+    updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("consent chain head")

@@ -18,9 +18,10 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
 from audit.services import CREATE, UPDATE, change_record
-from consent.chain import chain_seal
+from consent.chain import chain_amend, chain_lock, chain_seal
 from consent.iab import InvalidSignalString, gpp_decode, tcf_decode
 from consent.models import (
+    AmendmentKind,
     CcpaCategory,
     ConsentEvent,
     ConsentRevision,
@@ -646,9 +647,23 @@ def profile_restriction_lift(*, profile: Profile, purpose_codes: list[str] | Non
 
 
 def consent_profile_merge(*, survivor: Profile, merged: Profile, actor=None) -> None:
-    """Move events and states to the survivor; per purpose the newer decision wins."""
-    ConsentEvent.objects.filter(profile=merged).update(profile=survivor)
+    """Move events and states to the survivor; per purpose the newer decision wins.
+
+    The move is proven by a chained ``merge`` amendment listing the moved events (verification
+    rejects an event whose profile changed without one). States are moved first and the chain head
+    locked last, the order every consent write takes its locks in.
+    """
     ProcessingRestriction.objects.filter(profile=merged).update(profile=survivor)
+    _states_merge(survivor=survivor, merged=merged)
+    chain_lock()  # no event of ``merged`` can be sealed between the listing and the move
+    seqs = list(ConsentEvent.objects.filter(profile=merged).values_list("seq", flat=True))
+    if seqs:
+        ConsentEvent.objects.filter(seq__in=seqs).update(profile=survivor)
+        chain_amend(kind=AmendmentKind.MERGE, event_seqs=seqs, profile_ref=merged.pk, survivor_ref=survivor.pk,
+                    actor_label=getattr(actor, "username", "") or "", note="profile merge")
+
+
+def _states_merge(*, survivor: Profile, merged: Profile) -> None:
     theirs = {s.purpose_id: s for s in ConsentState.objects.select_related("last_event").filter(profile=merged)}
     if not theirs:
         return
@@ -673,10 +688,20 @@ def consent_profile_merge(*, survivor: Profile, merged: Profile, actor=None) -> 
 
 
 def consent_events_redact(*, profile: Profile, actor=None) -> int:
-    """Erasure: blank the identity link of the profile's events; proof and chain stay intact."""
-    count = ConsentEvent.objects.filter(profile=profile, redacted_at=None).update(
-        identity_index="", redacted_at=timezone.now()
-    )
+    """Erasure: blank the identity link of the profile's events; proof and chain stay intact.
+
+    The redaction is a chained ``redact`` amendment listing the events; each event's
+    ``redacted_at`` is the amendment's time, which is what verification checks.
+    """
+    with transaction.atomic():
+        chain_lock()
+        seqs = list(ConsentEvent.objects.filter(profile=profile, redacted_at=None).exclude(identity_index="")
+                    .values_list("seq", flat=True))
+        if not seqs:
+            return 0
+        record = chain_amend(kind=AmendmentKind.REDACT, event_seqs=seqs, profile_ref=profile.pk,
+                             actor_label=getattr(actor, "username", "") or "", note="erasure")
+        count = ConsentEvent.objects.filter(seq__in=seqs).update(identity_index="", redacted_at=record.recorded_at)
     if count:
         change_record(actor=actor, obj=profile, action=UPDATE, fields=["consent_events.identity_index"],
                       note=f"{count} consent event(s) redacted after erasure")
@@ -702,11 +727,12 @@ STATE_FIELDS = ("purpose_version", "state", "method", "occurred_at", "last_event
                 "needs_renewal")
 
 
-def consent_states_derive() -> dict[tuple, ConsentState]:
-    """Fold every event, in chain order, into fresh (unsaved) states."""
+def consent_states_derive(*, profile_ids=None) -> dict[tuple, ConsentState]:
+    """Fold every event (or those of ``profile_ids``), in chain order, into fresh (unsaved) states."""
     floors = {c.id: c.renewal_floor for c in catalogue.get().by_code.values()}
     states: dict[tuple, ConsentState] = {}
-    for event in ConsentEvent.objects.order_by("seq").iterator(chunk_size=5000):
+    events = ConsentEvent.objects.all() if profile_ids is None else ConsentEvent.objects.filter(profile_id__in=profile_ids)
+    for event in events.order_by("seq").iterator(chunk_size=5000):
         key = (event.profile_id, event.purpose_id)
         states[key] = _apply(states.get(key), event, floors.get(event.purpose_id, 0))
     return states

@@ -1,0 +1,291 @@
+"""Scheduled verification of the hash chains, and signed chain heads exported outside the database.
+
+The audit kernel knows only the audit chain. Other chains register a :class:`ChainVerifier` in
+:data:`chains` from their ``AppConfig.ready()`` (the consent app registers its event chain with
+the state-versus-events check), so this module never imports them.
+
+A run (:func:`chains_verify`) continues each chain from the position the last clean run reached
+(``full=True`` starts from the beginning), records a :class:`~audit.models_verification.VerificationRun`,
+compares the database with the last exported heads, e-mails the DPO group when a break is found, and
+when everything is clean appends the current heads to the export directory.
+
+Exported heads (``MAMORU_CHAIN_HEADS_DIR``, default ``var/chain-heads/``): one JSON line per head and
+export, in ``chain-heads-YYYY-MM.jsonl``, opened in append mode only, each line signed with an HMAC
+whose key is derived from ``MAMORU_PROOF_KEY``. Point the directory at storage the database
+administrators cannot rewrite (another host, a WORM mount, ``chattr +a``): someone who removes the
+newest rows of a chain *and* rolls its head row back is then caught, because the database no longer
+holds the exported head.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+
+from governance.hashchain import GENESIS, ChainProblem
+from governance.registry import Registry
+
+logger = logging.getLogger(__name__)
+EXPORT_LABEL = b"mamoru-chain-head-export-v1"
+MAX_STORED_PROBLEMS = 200
+
+
+@dataclass(frozen=True)
+class HeadPoint:
+    """One chain head: ``key`` names it in exports (``consent``, ``audit:3`` for a partition)."""
+
+    key: str
+    position: int  # contiguous place in that chain (what ``hash_at`` looks up)
+    seq: int  # global sequence number of the newest row
+    hash: str
+    time: dt.datetime | None = None
+
+    def as_dict(self) -> dict:
+        return {"key": self.key, "position": self.position, "seq": self.seq, "hash": self.hash,
+                "time": self.time.isoformat() if self.time else None}
+
+
+@dataclass
+class ChainResult:
+    """What a chain's verifier found: rows checked, every problem, where the next run continues."""
+
+    checked: int
+    problems: list[ChainProblem]
+    position: dict  # JSON; passed back unchanged to the next incremental run
+
+
+class ChainVerifier:
+    """A chain the scheduled verification checks and whose heads it exports.
+
+    Subclass, set ``identifier`` and register with ``chains.register`` from ``AppConfig.ready()``.
+    """
+
+    identifier = ""
+
+    def verify(self, position: dict | None) -> ChainResult:
+        """Verify from ``position`` (what the last clean run returned; None: from the start)."""
+        raise NotImplementedError
+
+    def heads(self) -> list[HeadPoint]:
+        raise NotImplementedError
+
+    def hash_at(self, key: str, position: int) -> str | None:
+        """The stored ``entry_hash`` at ``position`` of the chain named ``key`` (None: no such row)."""
+        raise NotImplementedError
+
+
+class AuditChain(ChainVerifier):
+    """The kernel's own chain: the audit log (one chain per partition)."""
+
+    identifier = "audit"
+
+    def verify(self, position: dict | None) -> ChainResult:
+        from audit.chain import chain_heads, chain_verify
+
+        start = {int(k): (v[0], v[1]) for k, v in (position or {}).items()}
+        heads = chain_heads()  # taken first: rows sealed meanwhile are verified now and again next time
+        problems = list(chain_verify(start=start))
+        checked = sum(max(0, h.position - start.get(h.partition, (0, GENESIS))[0]) for h in heads)
+        return ChainResult(checked=checked, problems=problems,
+                           position={str(h.partition): [h.position, h.hash] for h in heads})
+
+    def heads(self) -> list[HeadPoint]:
+        from audit.chain import chain_heads
+
+        return [HeadPoint(f"audit:{h.partition}", h.position, h.seq, h.hash, h.time) for h in chain_heads()]
+
+    def hash_at(self, key: str, position: int) -> str | None:
+        from audit.models import AuditEntry
+
+        partition = int(key.split(":", 1)[1])
+        return (AuditEntry.objects.filter(partition=partition, pseq=position)
+                .values_list("entry_hash", flat=True).first())
+
+
+chains: Registry[ChainVerifier] = Registry("chain", base=ChainVerifier, instantiate=True)
+chains.register(AuditChain)
+
+
+# --- exported heads ------------------------------------------------------------------------------
+
+
+def heads_dir() -> Path:
+    configured = getattr(settings, "MAMORU_CHAIN_HEADS_DIR", "") or ""
+    return Path(configured) if configured else Path(settings.VAR_DIR) / "chain-heads"
+
+
+def _signature(record: dict) -> str:
+    key = hmac.new(settings.MAMORU_PROOF_KEY.encode(), EXPORT_LABEL, hashlib.sha256).digest()
+    body = json.dumps({k: v for k, v in record.items() if k != "sig"}, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def heads_export(*, now: dt.datetime | None = None) -> list[dict]:
+    """Append the current head of every registered chain (one signed JSON line each)."""
+    now = now or timezone.now()
+    lines = []
+    for name, chain in chains.items():
+        for head in chain.heads():
+            record = {"chain": name, **head.as_dict(), "exported_at": now.isoformat()}
+            record["sig"] = _signature(record)
+            lines.append(record)
+    if not lines:
+        return []
+    directory = heads_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"chain-heads-{now:%Y-%m}.jsonl"
+    # Append only: earlier lines are never rewritten (the directory may be append-only itself).
+    with open(path, "a", encoding="utf-8") as out:
+        out.write("".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in lines))
+        out.flush()
+    return lines
+
+
+def heads_exported() -> tuple[dict[str, dict], list[ChainProblem]]:
+    """The newest exported line per head key, and problems with the export files themselves."""
+    found: dict[str, dict] = {}
+    problems: list[ChainProblem] = []
+    directory = heads_dir()
+    if not directory.is_dir():
+        return found, problems
+    for path in sorted(directory.glob("chain-heads-*.jsonl")):
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                try:
+                    record = json.loads(line)
+                    valid = hmac.compare_digest(str(record.get("sig", "")), _signature(record))
+                except (ValueError, AttributeError, TypeError):
+                    valid, record = False, {}
+                if not valid:
+                    problems.append(ChainProblem(None, None, "export_signature",
+                                                 f"{path.name} line {number} is not a valid signed head"))
+                    continue
+                found[record["key"]] = record
+    return found, problems
+
+
+def heads_compare(*, exported: dict[str, dict] | None = None) -> list[ChainProblem]:
+    """Problems where the database no longer holds a head that was exported (tail removed)."""
+    problems: list[ChainProblem] = []
+    if exported is None:
+        exported, problems = heads_exported()
+    known = dict(chains.items())
+    for key, record in sorted(exported.items()):
+        chain = known.get(record.get("chain"))
+        if chain is None:
+            continue
+        stored = chain.hash_at(key, int(record["position"]))
+        if stored is None:
+            problems.append(ChainProblem(
+                int(record["position"]), None, "truncated",
+                f"{key}: the head exported at {record['exported_at']} (position {record['position']}, "
+                f"seq {record['seq']}) is no longer in the database: rows were removed at the end",
+            ))
+        elif not hmac.compare_digest(stored, record["hash"]):
+            problems.append(ChainProblem(
+                int(record["position"]), None, "changed",
+                f"{key}: the row at position {record['position']} differs from the head exported at "
+                f"{record['exported_at']}",
+            ))
+    return problems
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSummary:
+    run: object
+    problems: list[tuple[str, ChainProblem]] = field(default_factory=list)
+
+
+def _last_positions() -> dict[str, dict]:
+    from audit.models_verification import VerificationRun
+
+    positions: dict[str, dict] = {}
+    for run in VerificationRun.objects.order_by("-started_at")[:50]:
+        for name, info in (run.chains or {}).items():
+            if name not in positions and info.get("ok") and info.get("position") is not None:
+                positions[name] = info["position"]
+    return positions
+
+
+def chains_verify(*, full: bool = False, export: bool = True, notify: bool = True) -> RunSummary:
+    """Verify every registered chain (incrementally unless ``full``), record the run, compare with
+    the exported heads, alert the DPO group on a break, export the heads when all is clean."""
+    from audit.models_verification import VerificationRun
+
+    started = timezone.now()
+    positions = {} if full else _last_positions()
+    chains_info: dict[str, dict] = {}
+    found: list[tuple[str, ChainProblem]] = []
+    checked = 0
+    for name, chain in chains.items():
+        try:
+            result = chain.verify(positions.get(name))
+        except Exception as exc:  # noqa: BLE001 - one failing verifier must not hide the others
+            logger.exception("verification of chain %s failed", name)
+            result = ChainResult(0, [ChainProblem(None, None, "error", f"verification failed: {type(exc).__name__}")],
+                                 position=positions.get(name))
+        checked += result.checked
+        found += [(name, p) for p in result.problems]
+        chains_info[name] = {"checked": result.checked, "problems": len(result.problems),
+                             "ok": not result.problems, "position": result.position if not result.problems else None,
+                             "from": positions.get(name)}
+    exported, export_problems = heads_exported()
+    found += [("exports", p) for p in export_problems + heads_compare(exported=exported)]
+    ok = not found
+    run = VerificationRun.objects.create(
+        started_at=started, finished_at=timezone.now(), full=full or not positions, ok=ok, checked=checked,
+        problem_count=len(found), chains=chains_info,
+        problems=[{"chain": c, "seq": p.seq, "kind": p.kind, "message": p.message,
+                   "partition": getattr(p, "partition", None)} for c, p in found[:MAX_STORED_PROBLEMS]],
+    )
+    if ok and export:
+        heads_export()
+    if not ok and notify:
+        run_notify(run=run)
+    return RunSummary(run=run, problems=found)
+
+
+def run_notify(*, run) -> int:
+    """E-mail the DPO group about a run that found a break (chain names and kinds, never data)."""
+    from django.core.mail import send_mail
+
+    from audit.anomalies import dpo_recipients
+    from audit.models_verification import VerificationRun
+
+    previous = VerificationRun.objects.filter(started_at__lt=run.started_at).order_by("-started_at").first()
+    if previous is not None and not previous.ok and previous.problems == run.problems and previous.notified_at:
+        return 0  # the same break, already reported
+    recipients = dpo_recipients()
+    if not recipients:
+        return 0
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = gettext("[Mamoru] Chain verification found %(n)d problem(s)") % {"n": run.problem_count}
+        lines = [f"{p['chain']}: {p['kind']}: {p['message']}" for p in run.problems[:50]]
+        body = (gettext("The scheduled verification of the evidence chains found a break.") + "\n\n"
+                + "\n".join(lines) + "\n\n"
+                + gettext("Run `manage.py verify_chains --full` and compare with the exported heads; see docs/security.md."))
+    try:
+        send_mail(subject, body, None, recipients)
+    except Exception:  # noqa: BLE001 - the run is recorded either way
+        logger.exception("could not e-mail the chain verification alert")
+        return 0
+    type(run).objects.filter(pk=run.pk).update(notified_at=timezone.now())
+    return len(recipients)
+
+
+def last_run():
+    from audit.models_verification import VerificationRun
+
+    return VerificationRun.objects.order_by("-started_at").first()
