@@ -21,6 +21,7 @@ from audit.exporters.services import (
     export_visible,
 )
 from audit.models_exports import AnomalyAlert, AnomalyRule, AuditExport, ExportStatus
+from audit.models_verification import VerificationRun
 from audit.reports import EXPORT_AUDIT, VIEW_AUDIT, reports_all
 from governance.admin_base import RecordAdmin
 from governance.api.errors import DomainError
@@ -188,3 +189,21 @@ class AnomalyAlertAdmin(RecordAdmin):
                               request=request)
             done += 1
         messages.success(request, _("%(n)d alert(s) acknowledged.") % {"n": done})
+
+
+@admin.register(VerificationRun)
+class VerificationRunAdmin(admin.ModelAdmin):
+    """Runs of the scheduled chain verification: read-only records."""
+
+    list_display = ("finished_at", "ok", "full", "checked", "problem_count", "notified_at")
+    list_filter = ("ok", "full")
+    readonly_fields = [f.name for f in VerificationRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -131,6 +131,22 @@ def anomalies_panel(*, user) -> dict | None:
     }
 
 
+def verification_panel(*, user) -> dict | None:
+    """The last scheduled verification of the evidence chains: when, how much, intact or broken."""
+    if not (user.has_perm("audit.view_verificationrun") or user.has_perm("audit.view_auditentry")):
+        return None
+    from audit.verification import last_run
+
+    run = last_run()
+    if run is None:
+        return {"run": None}
+    return {
+        "run": {"id": run.pk, "at": run.finished_at, "checked": run.checked, "ok": run.ok, "full": run.full,
+                "problems": run.problem_count, "chains": sorted(run.chains)},
+        "examples": [f"{p['chain']}: {p['message']}" for p in run.problems[:5]],
+    }
+
+
 def month_figures(*, now: dt.datetime) -> list[tuple[str, int]]:
     from audit.models import AuditEntry
     from audit.models_exports import AuditExport
@@ -171,6 +187,7 @@ def dashboard_context(*, user, now: dt.datetime | None = None) -> dict:
         "consent": _panel("consent", lambda: consent_panel(now=now)),
         "pii": _panel("pii", lambda: pii_panel(now=now)),
         "anomalies": _panel("anomalies", lambda: anomalies_panel(user=user)),
+        "verification": _panel("verification", lambda: verification_panel(user=user)),
         "figures": _panel("figures", lambda: month_figures(now=now)),
         "month": timezone.localtime(now).strftime("%Y-%m"),
         "can_export": user.has_perm("audit.export_audit") or user.has_perm("audit.view_auditentry"),

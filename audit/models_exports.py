@@ -138,3 +138,6 @@ class AnomalyAlert(models.Model):
 
     def __str__(self) -> str:
         return f"Alert {self.pk} ({self.kind})"
+
+
+from audit.models_verification import VerificationRun  # noqa: E402,F401 - the scheduled verification

@@ -24,3 +24,12 @@ def audit_exports_purge_task() -> int:
     from audit.exporters.services import audit_exports_purge
 
     return audit_exports_purge()
+
+
+@shared_task(name="audit.chains_verify")
+def audit_chains_verify_task(full: bool = False) -> dict:
+    """Verify every registered chain (incrementally; ``full`` from the start) and export the heads."""
+    from audit.verification import chains_verify
+
+    run = chains_verify(full=full).run
+    return {"ok": run.ok, "checked": run.checked, "problems": run.problem_count}

@@ -375,3 +375,12 @@ MAMORU_PORTAL_VERIFY_PER_10MIN = env.int("MAMORU_PORTAL_VERIFY_PER_10MIN", defau
 LOCALE_PATHS = [*LOCALE_PATHS, BASE_DIR / "dsr" / "portal" / "locale"]
 CELERY_BEAT_SCHEDULE["audit-anomalies-evaluate"] = {"task": "audit.anomalies_evaluate", "schedule": 900.0}
 CELERY_BEAT_SCHEDULE["audit-exports-purge"] = {"task": "audit.exports_purge", "schedule": 3600.0}
+# Scheduled verification of the audit and consent chains (audit.verification): incremental every
+# 10 minutes (then the signed heads are appended to MAMORU_CHAIN_HEADS_DIR), from the start daily.
+MAMORU_CHAIN_HEADS_DIR = env("MAMORU_CHAIN_HEADS_DIR", default=str(VAR_DIR / "chain-heads"))
+CELERY_BEAT_SCHEDULE["audit-chains-verify"] = {
+    "task": "audit.chains_verify", "schedule": env.float("MAMORU_CHAIN_VERIFY_SECONDS", default=600.0),
+}
+CELERY_BEAT_SCHEDULE["audit-chains-verify-full"] = {
+    "task": "audit.chains_verify", "schedule": 86400.0, "kwargs": {"full": True},
+}
