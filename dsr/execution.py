@@ -1,32 +1,44 @@
 """Plan and run a request: one persisted task row per graph node and phase.
 
-- The plan snapshots the data map into the request, so a reload mid-request changes nothing.
-- A node is claimed in a transaction (status + lease); its result goes to an encrypted file; the
-  row is finished only by the run holding the lease. Running a node twice gives the same effect:
-  access rewrites its file, erasure computes new values from the originals read in the access
-  phase, and a delete of a missing row counts as done.
+- The plan snapshots the data map into the request (``request.plan``), so a reload mid-request
+  changes nothing — until staff *retry* a request that needs attention: the retry re-plans with
+  the data map as it is then (:func:`plan_refresh`). Every data-map version a request ran with is
+  recorded (``plan["versions"]``, and a timeline event each).
+- A node is claimed in a transaction (status + lease). While it runs, a heartbeat renews the
+  lease (``MAMORU_DSR_HEARTBEAT_SECONDS``, default 10 s) for ``MAMORU_DSR_LEASE_SECONDS`` (30 s).
+  A node whose lease expired belongs to a dead worker: the watchdog (every 15 s) requeues it, and
+  a redelivered message takes it over directly. Its result goes to an encrypted file; the row is
+  finished only by the run holding the lease. Running a node twice gives the same effect: access
+  rewrites its file, erasure computes new values from the originals read in the access phase, and
+  a delete of a missing row counts as done.
 - A store that is down raises ``StoreUnavailable``: the node waits (``retry_wait``) with
-  exponential backoff up to the store's budget, then fails. A failed node puts the request in
-  ``needs_attention``; its dependants never run on missing input.
-- The watchdog requeues nodes whose worker died (``running`` too long) and nodes whose broker
-  message was lost (``queued``/``retry_wait`` overdue).
+  exponential backoff up to the store's budget, then fails. A failed node blocks only the nodes
+  that depend on it; every other node keeps running. The request needs attention once nothing
+  more can run, with the reasons in ``attention_reason``, and the DPOs are e-mailed.
+- Verification re-reads by primary key every row the access phase found and compares keyed
+  hashes of each personal field's original value (captured during access; never the values) with
+  what is there now; it also searches again by every identity. Anything left fails the node.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
+import hmac
 import json
 import logging
+import threading
 import time
 import traceback
+import unicodedata
 import uuid
 from collections import defaultdict
 from dataclasses import asdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from dsr import files
@@ -42,8 +54,10 @@ from dsr.models import (
     TaskPhase,
     TaskStatus,
 )
+from dsr.values import json_default
 from governance.datamap.graph import DataMapGraph
 from governance.datamap.spec import CollectionSpec, FieldSpec, StoreSpec
+from governance.datamap.taxonomy import category_is_personal
 from governance.locking import lock_rows
 
 logger = logging.getLogger(__name__)
@@ -51,10 +65,25 @@ logger = logging.getLogger(__name__)
 _inline_queue: contextvars.ContextVar[list | None] = contextvars.ContextVar("dsr_inline_queue", default=None)
 
 ERR_LEFTOVER = "identifying data is still present"
+ACTIVE = {TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.RETRY_WAIT}
+# Identity kinds whose values identify a person outside our systems: never shown as a row key.
+PERSONAL_IDENTITY_KINDS = {"email", "phone"}
 
 
 class NodeFailed(Exception):
-    """A node cannot complete (not retried)."""
+    """A node cannot complete (not retried). ``outcome`` is kept on the task (no personal values)."""
+
+    def __init__(self, message: str, *, outcome: dict | None = None):
+        super().__init__(message)
+        self.outcome = outcome or {}
+
+
+def lease_seconds() -> float:
+    return float(getattr(settings, "MAMORU_DSR_LEASE_SECONDS", 30))
+
+
+def heartbeat_seconds() -> float:
+    return float(getattr(settings, "MAMORU_DSR_HEARTBEAT_SECONDS", 10))
 
 
 # --- plan snapshot ---------------------------------------------------------------------------
@@ -102,30 +131,65 @@ def _seeds_for(request: DataSubjectRequest) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in seeds.items() if v}
 
 
-def plan_create(*, request: DataSubjectRequest) -> list[RequestTask]:
-    """Snapshot the data map and create the request's task rows (inside the caller's atomic)."""
+def _digest(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=json_default).encode()).hexdigest()
+
+
+def node_spec_hash(store: StoreSpec, collection: CollectionSpec) -> str:
+    """What a node's work depends on: the store type and the collection as mapped."""
+    return _digest({"type": store.type, "collection": asdict(collection)})[:32]
+
+
+def datamap_version(specs: list[StoreSpec]) -> str:
+    """A short hash of the data map (every store's spec and connection, never its secrets)."""
+    data = []
+    for store in sorted(specs, key=lambda s: s.key):
+        raw = asdict(store)
+        raw.pop("secrets", None)
+        data.append(raw)
+    return _digest(data)[:12]
+
+
+def plan_current_specs(*, request: DataSubjectRequest) -> list[StoreSpec]:
+    """The data map's stores a request of ``request``'s covers now (plus the ``mamoru`` store)."""
     from dsr.connectors.mamoru import mamoru_store_spec
+    from dsr.coverage import stores_for_request
     from governance.datamap.selectors import datamap_specs
 
-    specs = [s for s in datamap_specs() if s.type != "mamoru"] + [mamoru_store_spec()]
+    # Its workspace's stores and the shared ones (every store when it covers every workspace).
+    specs = stores_for_request([s for s in datamap_specs() if s.type != "mamoru"], request=request)
+    return specs + [mamoru_store_spec()]
+
+
+def _same_database(a: StoreSpec, b: StoreSpec) -> bool:
+    """Two store keys that are the same database (foreign keys may join them)."""
+    return a.key == b.key or (a.type == b.type and bool(a.connection) and a.connection == b.connection)
+
+
+def _plan_rows(request: DataSubjectRequest, specs: list[StoreSpec]) -> list[dict]:
+    """The nodes a request needs with this data map: phase, node, dependencies, retry policy.
+
+    Erasure runs children before parents only within one database (foreign keys); a child in
+    another store does not hold its parent back, so one store's failure blocks only its own
+    nodes and those that read its results. Verification of a node waits for its own erasure.
+    """
     graph = DataMapGraph(specs)
-    request.plan = {"stores": [_spec_dict(s) for s in specs], "created_at": timezone.now().isoformat()}
-    request.seeds = json.dumps(_seeds_for(request))
-    request.save()
+    by_key = {s.key: s for s in specs}
     retry = {s.key: s.retry for s in specs}
     default_retry = getattr(settings, "MAMORU_DSR_RETRY", {})
-
-    rows: list[RequestTask] = []
+    rows: list[dict] = []
 
     def add(phase: str, node: str, deps: list[str]) -> None:
         store = node.split(".", 1)[0]
         policy = {**{"attempts": 5, "backoff_seconds": 2, "max_backoff_seconds": 60}, **default_retry,
                   **retry.get(store, {})}
-        rows.append(RequestTask(
-            request=request, phase=phase, node=node, depends_on=deps, position=len(rows),
-            max_attempts=int(policy["attempts"]), backoff_seconds=float(policy["backoff_seconds"]),
-            max_backoff_seconds=float(policy["max_backoff_seconds"]),
-        ))
+        spec_hash = (node_spec_hash(by_key[store], graph.nodes[node]) if node in graph.nodes
+                     else _digest({"phase": phase, "node": node})[:32])
+        rows.append({
+            "phase": phase, "node": node, "depends_on": deps, "spec_hash": spec_hash,
+            "max_attempts": int(policy["attempts"]), "backoff_seconds": float(policy["backoff_seconds"]),
+            "max_backoff_seconds": float(policy["max_backoff_seconds"]),
+        })
 
     kind = request.request_type
     order = graph.access_order()
@@ -138,17 +202,142 @@ def plan_create(*, request: DataSubjectRequest) -> list[RequestTask]:
         add(TaskPhase.PACKAGE, "package", [f"access:{n}" for n in order])
     elif kind == RequestType.ERASURE:
         for node in graph.erasure_order():
+            store = by_key[graph.nodes[node].store]
             add(TaskPhase.ERASURE, node,
-                [f"access:{node}"] + [f"erasure:{link.child}" for link in graph.children(node)])
+                [f"access:{node}"] + [f"erasure:{link.child}" for link in graph.children(node)
+                                      if _same_database(by_key[graph.nodes[link.child].store], store)])
         for node in order:
-            add(TaskPhase.VERIFY, node, [f"erasure:{n}" for n in order])
+            add(TaskPhase.VERIFY, node, [f"erasure:{node}"])
     elif kind == RequestType.RECTIFICATION:
         changes = request_details(request).get("changes", [])
         for node in order:
             if _rectify_values(graph.nodes[node], changes):
                 add(TaskPhase.RECTIFY, node, [f"access:{node}"])
+    return rows
+
+
+def _plan_snapshot(request: DataSubjectRequest, specs: list[StoreSpec], *, reason: str) -> str:
+    version = datamap_version(specs)
+    versions = list((request.plan or {}).get("versions", []))
+    now = timezone.now().isoformat()
+    versions.append({"version": version, "at": now, "reason": reason})
+    request.plan = {"stores": [_spec_dict(s) for s in specs], "created_at": now, "version": version,
+                    "versions": versions}
+    return version
+
+
+def plan_create(*, request: DataSubjectRequest) -> list[RequestTask]:
+    """Snapshot the data map and create the request's task rows (inside the caller's atomic)."""
+    specs = plan_current_specs(request=request)
+    version = _plan_snapshot(request, specs, reason="planned")
+    request.seeds = json.dumps(_seeds_for(request))
+    request.save()
+    rows = [RequestTask(request=request, position=i, **row) for i, row in enumerate(_plan_rows(request, specs))]
     RequestTask.objects.bulk_create(rows)
+    event_add(request, "datamap_version", f"planned with data map version {version}",
+              data={"version": version, "reason": "planned"})
     return list(request.tasks.all())
+
+
+def _frozen(task: RequestTask, by_key: dict[str, RequestTask]) -> bool:
+    """Nodes whose effects happened (or may have begun) stay as they are on a re-plan.
+
+    An erasure, rectification or consent node that ran is not run again with a new spec, and the
+    access result it worked from is kept (re-reading would take masked values for originals).
+    """
+    if task.phase in {TaskPhase.ERASURE, TaskPhase.RECTIFY, TaskPhase.CONSENT}:
+        return task.status == TaskStatus.DONE
+    if task.phase == TaskPhase.ACCESS:
+        for phase in (TaskPhase.ERASURE, TaskPhase.RECTIFY):
+            effect = by_key.get(f"{phase}:{task.node}")
+            if effect is not None and (effect.attempts > 0 or effect.status != TaskStatus.PENDING):
+                return True
+    return False
+
+
+def plan_refresh(*, request: DataSubjectRequest) -> dict:
+    """Re-plan a request with the data map as it is now (inside the caller's atomic).
+
+    Kept: nodes done whose spec did not change, and nodes whose effects ran (see ``_frozen``).
+    Reset to pending: failed and waiting nodes, done nodes whose spec changed (and every node
+    that read their results). Added: nodes the data map now has. Dropped: unfinished nodes of
+    collections no longer in the map. Returns what changed, by node key.
+    """
+    specs = plan_current_specs(request=request)
+    old_version = (request.plan or {}).get("version", "")
+    version = _plan_snapshot(request, specs, reason="retry")
+    request.save(update_fields=["plan"])
+    wanted = _plan_rows(request, specs)
+    tasks = {t.key: t for t in RequestTask.objects.select_for_update().filter(request=request)}
+    changes: dict[str, list[str]] = {"kept": [], "reset": [], "added": [], "dropped": [], "frozen": []}
+    reset: set[str] = set()
+    wanted_keys = {f"{r['phase']}:{r['node']}" for r in wanted}
+    # Nodes to run again: everything not done, and done nodes whose spec changed (unless frozen).
+    for row in wanted:
+        key = f"{row['phase']}:{row['node']}"
+        task = tasks.get(key)
+        if task is None:
+            continue
+        if _frozen(task, tasks):
+            if task.spec_hash and task.spec_hash != row["spec_hash"]:
+                changes["frozen"].append(key)
+            continue
+        if task.status != TaskStatus.DONE or task.spec_hash != row["spec_hash"]:
+            reset.add(key)
+    # ... and whatever depends on them (their inputs change), again unless frozen.
+    grew = True
+    while grew:
+        grew = False
+        for row in wanted:
+            key = f"{row['phase']}:{row['node']}"
+            task = tasks.get(key)
+            if key in reset or task is None or _frozen(task, tasks):
+                continue
+            if any(d in reset or d not in tasks for d in row["depends_on"]):
+                reset.add(key)
+                grew = True
+    for position, row in enumerate(wanted):
+        key = f"{row['phase']}:{row['node']}"
+        task = tasks.get(key)
+        if task is None:
+            RequestTask.objects.create(request=request, position=position, **row)
+            changes["added"].append(key)
+            continue
+        task.position = position
+        task.depends_on = row["depends_on"]
+        task.max_attempts = row["max_attempts"]
+        task.backoff_seconds = row["backoff_seconds"]
+        task.max_backoff_seconds = row["max_backoff_seconds"]
+        if key in reset:
+            task.status = TaskStatus.PENDING
+            task.attempts = 0
+            task.lease = None
+            task.lease_expires_at = None
+            task.next_attempt_at = None
+            task.error = ""
+            task.spec_hash = row["spec_hash"]
+            changes["reset"].append(key)
+        else:
+            changes["kept"].append(key)
+        task.save()
+    for key, task in tasks.items():
+        if key not in wanted_keys:
+            if task.status == TaskStatus.DONE:
+                changes["kept"].append(key)  # done under an earlier map: part of the record
+            else:
+                task.delete()
+                changes["dropped"].append(key)
+    changed = old_version != version
+    summary = (f"re-planned with data map version {version}"
+               + ("" if changed else " (unchanged)")
+               + f": {len(changes['reset'])} nodes to run again, {len(changes['added'])} new, "
+               f"{len(changes['kept'])} kept, {len(changes['dropped'])} dropped")
+    if changes["frozen"]:
+        summary += (f"; {len(changes['frozen'])} nodes whose erasure already ran keep the earlier spec "
+                    f"({', '.join(changes['frozen'][:10])})")
+    event_add(request, "datamap_version", summary,
+              data={"version": version, "previous": old_version, "reason": "retry", **changes})
+    return changes
 
 
 # --- dispatch ---------------------------------------------------------------------------------
@@ -181,12 +370,16 @@ def inline_mode():
         _inline_queue.reset(token)
 
 
-def run_inline(request: DataSubjectRequest, *, max_steps: int = 10_000, honour_backoff: bool = False) -> None:
+def run_inline(request: DataSubjectRequest, *, max_steps: int = 10_000, honour_backoff: bool = False,
+               stop_before: set[str] | None = None) -> None:
     """Run a request's queued nodes in this process (tests, benchmarks, ``manage.py dsr_run``).
 
     Nodes waiting to retry run at once unless ``honour_backoff`` (then their delay is slept).
+    ``stop_before``: node keys (``verify:shop.customers``) not to run; the run stops when only
+    those are left (a test can then act between phases and call ``run_inline`` again).
     """
     queue: list[int] = []
+    held: list[int] = []
     token = _inline_queue.set(queue)
     try:
         queue.extend(
@@ -196,10 +389,12 @@ def run_inline(request: DataSubjectRequest, *, max_steps: int = 10_000, honour_b
         steps = 0
         while queue and steps < max_steps:
             task_id = queue.pop(0)
-            if honour_backoff:
-                task = RequestTask.objects.get(pk=task_id)
-                if task.next_attempt_at and task.next_attempt_at > timezone.now():
-                    time.sleep((task.next_attempt_at - timezone.now()).total_seconds())
+            task = RequestTask.objects.get(pk=task_id)
+            if stop_before and task.key in stop_before:
+                held.append(task_id)
+                continue
+            if honour_backoff and task.next_attempt_at and task.next_attempt_at > timezone.now():
+                time.sleep((task.next_attempt_at - timezone.now()).total_seconds())
             node_run(task_id=task_id)
             steps += 1
     finally:
@@ -218,20 +413,85 @@ def event_add(request: DataSubjectRequest, kind: str, message: str = "", *, acto
 def _claim(task_id: int) -> tuple[RequestTask, uuid.UUID] | None:
     with transaction.atomic():
         task = lock_rows(RequestTask.objects.select_related("request").filter(pk=task_id)).first()
-        if task is None or task.status not in {TaskStatus.QUEUED, TaskStatus.RETRY_WAIT}:
+        if task is None or task.request.status != RequestStatus.RUNNING:
             return None
-        if task.request.status != RequestStatus.RUNNING:
-            return None
-        lease = uuid.uuid4()
         now = timezone.now()
+        takeover = (task.status == TaskStatus.RUNNING and task.lease_expires_at is not None
+                    and task.lease_expires_at <= now and task.attempts < task.max_attempts)
+        if task.status not in {TaskStatus.QUEUED, TaskStatus.RETRY_WAIT} and not takeover:
+            return None
+        if takeover:
+            event_add(task.request, "node_requeued",
+                      f"{task.key}: lease expired at {task.lease_expires_at:%H:%M:%S} (no heartbeat since "
+                      f"{task.heartbeat_at:%H:%M:%S}); taken over by another worker",
+                      data=_lease_data(task, now, how="claim"))
+        lease = uuid.uuid4()
         task.status = TaskStatus.RUNNING
         task.attempts += 1
         task.lease = lease
         task.started_at = now
         task.heartbeat_at = now
+        task.lease_expires_at = now + timedelta(seconds=lease_seconds())
         task.next_attempt_at = None
-        task.save(update_fields=["status", "attempts", "lease", "started_at", "heartbeat_at", "next_attempt_at"])
+        task.save(update_fields=["status", "attempts", "lease", "started_at", "heartbeat_at", "lease_expires_at",
+                                 "next_attempt_at"])
         return task, lease
+
+
+def _lease_data(task: RequestTask, now, *, how: str) -> dict:
+    return {
+        "reason": "lease_expired", "how": how, "node": task.key,
+        "lease_expired_at": task.lease_expires_at.isoformat() if task.lease_expires_at else None,
+        "last_heartbeat_at": task.heartbeat_at.isoformat() if task.heartbeat_at else None,
+        "detected_at": now.isoformat(), "lease_seconds": lease_seconds(),
+        "heartbeat_seconds": heartbeat_seconds(), "attempts": task.attempts,
+    }
+
+
+class _Heartbeat:
+    """Renews a running node's lease from a thread until the node finishes.
+
+    Not started inside a caller's transaction (tests): the renewal would wait for that
+    transaction's row lock.
+    """
+
+    def __init__(self, task_id: int, lease: uuid.UUID):
+        self.task_id = task_id
+        self.lease = lease
+        self.stopped = threading.Event()
+        self.lost = False
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> _Heartbeat:
+        if connection.in_atomic_block or heartbeat_seconds() <= 0:
+            return self
+        self.thread = threading.Thread(target=self._run, name=f"dsr-heartbeat-{self.task_id}", daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            while not self.stopped.wait(heartbeat_seconds()):
+                now = timezone.now()
+                try:
+                    renewed = RequestTask.objects.filter(
+                        pk=self.task_id, lease=self.lease, status=TaskStatus.RUNNING,
+                    ).update(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds()))
+                except Exception:  # noqa: BLE001 - a missed beat is retried; the lease allows several
+                    logger.warning("DSR node %s: heartbeat failed", self.task_id, exc_info=True)
+                    continue
+                if not renewed:
+                    self.lost = True
+                    logger.warning("DSR node %s: lease lost (taken over); its result will be discarded",
+                                   self.task_id)
+                    return
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
 
 
 def node_run(*, task_id: int) -> str:
@@ -254,6 +514,7 @@ def _node_run_once(task_id: int) -> tuple[str, int | None]:
     if claimed is None:
         return "skipped", None
     task, lease = claimed
+    heartbeat = _Heartbeat(task.pk, lease).start()
     began = time.monotonic()
     outcome: dict = {}
     error = ""
@@ -269,12 +530,16 @@ def _node_run_once(task_id: int) -> tuple[str, int | None]:
         else:
             status = TaskStatus.FAILED
             error = f"gave up after {task.attempts} attempts: {error}"
-    except (StoreError, NodeFailed) as exc:
+    except NodeFailed as exc:
+        status, error, outcome = TaskStatus.FAILED, str(exc), dict(exc.outcome)
+    except StoreError as exc:
         status, error = TaskStatus.FAILED, str(exc)
     except Exception as exc:  # noqa: BLE001 - a bug must surface as a failed node, not a lost one
         logger.exception("DSR node %s crashed", task.key)
         status = TaskStatus.FAILED
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    finally:
+        heartbeat.stop()
     follow = _finish(task, lease, status=status, error=error, outcome=outcome, retry_in=retry_in,
                      duration_ms=int((time.monotonic() - began) * 1000))
     return status, follow
@@ -285,13 +550,14 @@ def _finish(task: RequestTask, lease: uuid.UUID, *, status: str, error: str, out
     with transaction.atomic():
         current = RequestTask.objects.select_for_update().get(pk=task.pk)
         if current.lease != lease:
-            return None  # the watchdog handed this node to another run meanwhile; that one reports
+            return None  # the node was taken over meanwhile (lease expired); that run reports
         now = timezone.now()
         current.status = status
         current.error = error[:4000]
         current.duration_ms = duration_ms
         current.heartbeat_at = now
         current.lease = None
+        current.lease_expires_at = None
         if status == TaskStatus.RETRY_WAIT:
             current.next_attempt_at = now + timedelta(seconds=retry_in or 0)
         else:
@@ -306,13 +572,45 @@ def _finish(task: RequestTask, lease: uuid.UUID, *, status: str, error: str, out
                       f"{current.key}: attempt {current.attempts} of {current.max_attempts} failed "
                       f"({error[:300]}); retrying in {retry_in:.0f}s")
             dispatch([current.pk], countdown=retry_in)
+        elif status == TaskStatus.FAILED:
+            event_add(current.request, "node_failed", f"{current.key}: {error.splitlines()[0][:500] if error else ''}",
+                      data={"node": current.key})
         keep = status == TaskStatus.DONE and _inline_queue.get() is None
         return request_advance(request_id=current.request_id, keep_one=keep)
 
 
-def request_advance(*, request_id: uuid.UUID, keep_one: bool = False) -> int | None:
-    """Queue the nodes whose dependencies are done; close the request when all are.
+def _blocked(tasks: list[RequestTask]) -> set[str]:
+    """Keys of pending nodes that can never run: a dependency failed (or is itself blocked)."""
+    by_key = {t.key: t for t in tasks}
+    blocked: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for t in tasks:
+            if t.status != TaskStatus.PENDING or t.key in blocked:
+                continue
+            for dep in t.depends_on:
+                d = by_key.get(dep)
+                if d is None or d.status == TaskStatus.FAILED or dep in blocked:
+                    blocked.add(t.key)
+                    grew = True
+                    break
+    return blocked
 
+
+def attention_text(failed: list[RequestTask], blocked: list[str]) -> str:
+    """The reasons a request needs attention: one line per failed node, then what waits on them."""
+    lines = [f"{t.key}: {(t.error.splitlines() or [''])[0][:500]}" for t in failed]
+    if blocked:
+        lines.append(f"waiting on the failed nodes: {', '.join(blocked)}")
+    return "\n".join(lines)
+
+
+def request_advance(*, request_id: uuid.UUID, keep_one: bool = False) -> int | None:
+    """Queue the nodes whose dependencies are done; close the request when nothing more can run.
+
+    A failed node blocks only the nodes that depend on it. When every node that can run has run,
+    the request completes (all done) or needs attention (some failed), with the reasons.
     With ``keep_one`` one ready node is queued but not sent; its id is returned for the caller
     to run next.
     """
@@ -322,16 +620,10 @@ def request_advance(*, request_id: uuid.UUID, keep_one: bool = False) -> int | N
             return None
         tasks = list(request.tasks.all())
         by_key = {t.key: t for t in tasks}
-        failed = [t for t in tasks if t.status == TaskStatus.FAILED]
-        if failed:
-            request.status = RequestStatus.NEEDS_ATTENTION
-            request.attention_reason = "; ".join(f"{t.key}: {t.error.splitlines()[0][:300]}" for t in failed)
-            request.save(update_fields=["status", "attention_reason"])
-            event_add(request, "needs_attention", request.attention_reason)
-            return None
         ready = [
             t for t in tasks
-            if t.status == TaskStatus.PENDING and all(by_key[d].status == TaskStatus.DONE for d in t.depends_on)
+            if t.status == TaskStatus.PENDING
+            and all(d in by_key and by_key[d].status == TaskStatus.DONE for d in t.depends_on)
         ]
         now = timezone.now()
         for t in ready:
@@ -340,11 +632,37 @@ def request_advance(*, request_id: uuid.UUID, keep_one: bool = False) -> int | N
             t.save(update_fields=["status", "queued_at"])
         kept = ready[0].pk if keep_one and ready else None
         dispatch([t.pk for t in ready if t.pk != kept])
+        if any(t.status in ACTIVE for t in tasks):
+            return kept
+        failed = [t for t in tasks if t.status == TaskStatus.FAILED]
+        if failed:
+            blocked = sorted(_blocked(tasks), key=lambda k: by_key[k].position)
+            request.status = RequestStatus.NEEDS_ATTENTION
+            request.attention_reason = attention_text(failed, blocked)
+            request.save(update_fields=["status", "attention_reason"])
+            event_add(request, "needs_attention", request.attention_reason,
+                      data={"failed": [t.key for t in failed], "blocked": blocked,
+                            "done": [t.key for t in tasks if t.status == TaskStatus.DONE]})
+            transaction.on_commit(lambda: _notify_attention(request.pk))
+            return None
         if all(t.status == TaskStatus.DONE for t in tasks):
             from dsr.services import request_complete
 
             request_complete(request=request)
         return kept
+
+
+def _notify_attention(request_id) -> None:
+    from dsr.notifications import mail_staff
+
+    request = DataSubjectRequest.objects.filter(pk=request_id).first()
+    if request is None or request.status != RequestStatus.NEEDS_ATTENTION:
+        return
+    try:
+        mail_staff(request=request, template="attention", reason=request.attention_reason,
+                   type_label=RequestType(request.request_type).label)
+    except Exception:  # noqa: BLE001 - the request's state is recorded; a mail failure is only logged
+        logger.exception("DSR %s: could not e-mail the DPOs", str(request.pk)[:8])
 
 
 # --- phases -----------------------------------------------------------------------------------
@@ -353,6 +671,9 @@ def _connector(request: DataSubjectRequest, store: StoreSpec):
     context = {"request_id": str(request.id), "profile_id": str(request.profile_id or ""),
                "workspace_id": request.workspace_id}
     if store.type == "mamoru":
+        from dsr.coverage import request_profiles
+
+        context["profile_ids"] = [str(p.pk) for p in request_profiles(request=request)]
         return connector_class("mamoru")(store_key=store.key, settings={}, context=context)
     from governance.datamap.models import Store
     from governance.datamap.selectors import StoreMisconfigured, store_connection_settings
@@ -391,14 +712,90 @@ def _node_inputs(request: DataSubjectRequest, graph: DataMapGraph, node: str) ->
 def _parts(task: RequestTask) -> tuple[DataSubjectRequest, DataMapGraph, CollectionSpec, StoreSpec]:
     request = task.request
     graph = plan_graph(request)
-    collection = graph.nodes[task.node]
+    collection = graph.nodes.get(task.node)
+    if collection is None:
+        raise NodeFailed(f"{task.node} is not in the request's data map (re-planned without it)")
     return request, graph, collection, graph.stores[collection.store]
+
+
+# --- keyed fingerprints (verification without keeping values) ---------------------------------
+
+def _fingerprint_key(request: DataSubjectRequest) -> bytes:
+    """A per-request key for fingerprints, separate from the masking key (a fingerprint never
+    equals a value the hash strategy writes)."""
+    return hmac.new(_secret(request), b"mamoru-dsr-verify-fingerprint", hashlib.sha256).digest()
+
+
+def _normalised(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = unicodedata.normalize("NFKC", value).strip().casefold()
+        return text or None
+    return json.dumps(value, default=json_default, sort_keys=True)
+
+
+def fingerprint(key: bytes, value) -> str | None:
+    """Keyed hash of a value (case, width and surrounding spaces ignored); None for empty values."""
+    text = _normalised(value)
+    if text is None:
+        return None
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def _personal(f: FieldSpec) -> bool:
+    return category_is_personal(f.category) or f.identity in PERSONAL_IDENTITY_KINDS
+
+
+def _checked_fields(collection: CollectionSpec) -> list[FieldSpec]:
+    """Fields whose original value must be gone after erasure: every field with a strategy that
+    changes it (a personal field without an explicit strategy is nulled, see ``effective_strategy``)
+    and personal key fields (their row must be deleted, unless retained)."""
+    out = []
+    for f in collection.fields:
+        strategy = f.effective_strategy
+        if strategy:
+            if not strategy_get(strategy).keeps_value:
+                out.append(f)
+        elif f.primary_key and _personal(f):
+            out.append(f)
+    return out
+
+
+def row_label(collection: CollectionSpec, row: dict, key: bytes) -> str:
+    """How a row is named in results and messages: ``id=42``; a keyed hash when the key is personal."""
+    pk = [collection.field(name) for name in collection.primary_key]
+    values = [row.get(f.name) for f in pk]
+    if not pk:
+        return "k:" + (fingerprint(key, json.dumps(row, sort_keys=True, default=json_default)) or "")[:16]
+    if any(_personal(f) for f in pk):
+        return "k:" + (fingerprint(key, json.dumps([str(v) for v in values])) or "")[:16]
+    return ",".join(f"{f.name}={v}" for f, v in zip(pk, values, strict=True))
+
+
+def _row_fingerprints(collection: CollectionSpec, row: dict, key: bytes) -> dict[str, str]:
+    out = {}
+    for f in _checked_fields(collection):
+        fp = fingerprint(key, row.get(f.name))
+        if fp is not None:
+            out[f.name] = fp
+    return out
 
 
 def phase_access(task: RequestTask) -> dict:
     request, graph, collection, store = _parts(task)
     inputs = _node_inputs(request, graph, task.node)
     name = _access_name(task.node)
+    fingerprints: dict[str, dict] = {}
+    capture = request.request_type == RequestType.ERASURE and bool(_checked_fields(collection))
+    key = _fingerprint_key(request) if capture else b""
+
+    def tap(rows):
+        for row in rows:
+            if capture:
+                fingerprints[row_label(collection, row, key)] = _row_fingerprints(collection, row, key)
+            yield row
+
     if not inputs and store.type != "mamoru":
         # No identity and no parent value leads here: searched, nothing to find (not an error).
         path, count = files.write_rows(request_id=request.id, dek_id=request.data_key_id, name=name, rows=[])
@@ -406,8 +803,11 @@ def phase_access(task: RequestTask) -> dict:
         with _connector(request, store) as connector:
             # Streamed: rows go from the store to the encrypted file chunk by chunk.
             path, count = files.write_rows(request_id=request.id, dek_id=request.data_key_id, name=name,
-                                           rows=connector.retrieve(collection, inputs))
-    return {"rows_found": count, "result_path": str(path), "input_fields": sorted(inputs)}
+                                           rows=tap(connector.retrieve(collection, inputs)))
+    outcome = {"rows_found": count, "result_path": str(path), "input_fields": sorted(inputs)}
+    if capture:
+        outcome["fingerprints"] = fingerprints
+    return outcome
 
 
 def _secret(request: DataSubjectRequest) -> bytes:
@@ -436,48 +836,81 @@ def phase_erasure(task: RequestTask) -> dict:
             "masked": len(updates), "masked_fields": masked_fields}
 
 
-def _identifying_fields(collection: CollectionSpec) -> list[FieldSpec]:
-    return [f for f in collection.fields if f.effective_strategy and not strategy_get(f.effective_strategy).keeps_value]
-
-
 def phase_verify(task: RequestTask) -> dict:
-    """Query the store again and check nothing identifying of the subject is left."""
+    """Check nothing of the subject is left in the collection.
+
+    1. Every row the access phase found is read again by its key: a row planned for deletion must
+       be gone; in a kept row every personal field that is not retained must no longer hold its
+       original value (keyed hashes from the access phase compared, never values).
+    2. The collection is searched again by every identity (and parent value): a row of the
+       subject that was not there at access time is also left over.
+    """
     request, graph, collection, store = _parts(task)
     originals = _originals(request, task.node)
-    pk = collection.primary_key
-    by_key = {tuple(str(r.get(k)) for k in pk): r for r in originals} if pk else {}
-    # E-mail and phone seeds only: short customer ids would match unrelated numbers.
-    seed_values = {str(v).lower() for kind, values in request_seeds(request).items()
-                   if kind in {"email", "phone"} for v in values}
+    key = _fingerprint_key(request)
+    access = RequestTask.objects.filter(request=request, phase=TaskPhase.ACCESS, node=task.node).first()
+    fingerprints = (access.outcome or {}).get("fingerprints") if access is not None else None
+    if fingerprints is None:  # planned before fingerprints existed: compute them from the access file
+        fingerprints = {row_label(collection, r, key): _row_fingerprints(collection, r, key) for r in originals}
+    seed_values = {_normalised(v) for kind, values in request_seeds(request).items()
+                   if kind.split(":", 1)[0] in PERSONAL_IDENTITY_KINDS for v in values}
+    seed_values.discard(None)
+    retained = sorted(f.name for f in collection.fields
+                      if f.effective_strategy and strategy_get(f.effective_strategy).keeps_value)
+    checked = {f.name for f in _checked_fields(collection)}
+    pk = set(collection.primary_key)
+    by_label = {row_label(collection, r, key): r for r in originals}
+    leftovers: list[dict] = []
+
+    def leftover(row: str, field: str, why: str) -> None:
+        leftovers.append({"store": store.key, "collection": collection.name, "field": field, "row": row,
+                          "problem": why})
+
     inputs = _node_inputs(request, graph, task.node)
-    current: list[dict] = []
-    if inputs or store.type == "mamoru":
-        with _connector(request, store) as connector:
-            current = list(connector.retrieve(collection, inputs))
-    current = json.loads(json.dumps(current, default=str))  # compare as stored in the access file
-    problems: list[str] = []
-    retained = {f.name for f in collection.fields if f.effective_strategy and strategy_get(f.effective_strategy).keeps_value}
-    for row in current:
-        original = by_key.get(tuple(str(row.get(k)) for k in pk)) if pk else None
+    reread: list[dict] = []
+    found: list[dict] = []
+    with _connector(request, store) as connector:
+        if originals:
+            reread = list(connector.retrieve_by_key(collection, originals))
+        if inputs or store.type == "mamoru":
+            found = list(connector.retrieve(collection, inputs))
+    for row in reread:
+        label = row_label(collection, row, key)
+        original = by_label.get(label)
         if original is None:
-            problems.append("a row matching the subject appeared after the access phase")
-            continue
+            continue  # not asked for (a connector returning more): judged by the search below
         plan = row_plan(collection=collection, row=original, secret=_secret(request), node=task.node)
         if plan is not None and plan.delete:
-            problems.append("a row planned for deletion is still present")
+            leftover(label, "*", "row planned for deletion is still present")
             continue
-        for f in _identifying_fields(collection):
-            if f.name in row and row[f.name] is not None and row[f.name] == original.get(f.name):
-                problems.append(f"field {f.name} still holds its original value")
-        for name, value in row.items():
-            if name in retained or name == "_key" or value is None:
+        before = fingerprints.get(label, {})
+        for name in sorted(checked):
+            if name in pk:
+                if name in before:
+                    leftover(label, name, "the row's key is personal data and the row is still present")
                 continue
-            if str(value).lower() in seed_values and (name not in pk):
-                problems.append(f"field {name} still holds one of the subject's identities")
-    if problems:
-        raise NodeFailed(f"{ERR_LEFTOVER} in {task.node}: " + "; ".join(sorted(set(problems))))
-    return {"rows_found": len(current), "rows_changed": 0, "verified": True,
-            "retained_fields": sorted(retained)}
+            if name in before and name in row and fingerprint(key, row[name]) == before[name]:
+                leftover(label, name, "still holds its original value")
+        for name, value in row.items():
+            if name in retained or name in pk or name == "_key" or value is None:
+                continue
+            if _normalised(value) in seed_values and name not in checked:
+                leftover(label, name, "holds one of the subject's identities")
+    for row in found:
+        label = row_label(collection, row, key)
+        if label not in by_label:
+            leftover(label, "*", "a row matching the subject appeared after the access phase")
+    if leftovers:
+        unique = {(x["store"], x["collection"], x["row"], x["field"], x["problem"]): x for x in leftovers}
+        items = [unique[k] for k in sorted(unique)]
+        text = "; ".join(f"store {x['store']}, collection {x['collection']}, row {x['row']}"
+                         + (f", field {x['field']}" if x["field"] != "*" else "") + f": {x['problem']}"
+                         for x in items[:20])
+        more = f" (and {len(items) - 20} more)" if len(items) > 20 else ""
+        raise NodeFailed(f"{ERR_LEFTOVER}: {text}{more}", outcome={"leftovers": items[:200], "verified": False})
+    return {"rows_found": len(reread) + len([r for r in found if row_label(collection, r, key) not in by_label]),
+            "rows_changed": 0, "verified": True, "rows_reread": len(originals), "retained_fields": retained,
+            "checked_fields": sorted(checked)}
 
 
 def _rectify_values(collection: CollectionSpec, changes: list[dict]) -> dict[str, object]:
@@ -534,41 +967,55 @@ PHASES = {
 # --- watchdog ---------------------------------------------------------------------------------
 
 def watchdog_run(*, stale_after: timedelta | None = None, lost_after: timedelta | None = None) -> int:
-    """Requeue nodes left behind by dead workers or lost messages; return how many."""
+    """Requeue nodes left behind by dead workers or lost messages; return how many.
+
+    A running node whose lease expired (no heartbeat for ``MAMORU_DSR_LEASE_SECONDS``) belongs to
+    a dead worker. ``stale_after`` (tests, operators) instead requeues running nodes whose last
+    heartbeat is older than that. Nodes queued or due for a retry longer than ``lost_after``
+    without being claimed lost their broker message: they are sent again (once per period).
+    """
     now = timezone.now()
-    stale_after = stale_after if stale_after is not None else timedelta(
-        seconds=getattr(settings, "MAMORU_DSR_NODE_TIMEOUT_SECONDS", 600))
     lost_after = lost_after if lost_after is not None else timedelta(
         seconds=getattr(settings, "MAMORU_DSR_LOST_MESSAGE_SECONDS", 300))
+    hard_timeout = timedelta(seconds=getattr(settings, "MAMORU_DSR_NODE_TIMEOUT_SECONDS", 600))
     requeued: list[int] = []
     with transaction.atomic():
+        running = RequestTask.objects.filter(request__status=RequestStatus.RUNNING, status=TaskStatus.RUNNING)
+        if stale_after is not None:
+            running = running.filter(heartbeat_at__lte=now - stale_after)
+        else:
+            from django.db.models import Q
+
+            running = running.filter(Q(lease_expires_at__lte=now)
+                                     | Q(lease_expires_at=None, heartbeat_at__lte=now - hard_timeout))
         # Only the task rows, and skip rows a live worker holds: those are not stuck.
-        stuck = lock_rows(
-            RequestTask.objects.filter(
-                request__status=RequestStatus.RUNNING, status=TaskStatus.RUNNING,
-                heartbeat_at__lte=now - stale_after,
-            ),
-            skip_locked=True,
-        )
-        for task in stuck:
+        for task in lock_rows(running.select_related("request"), skip_locked=True):
+            data = _lease_data(task, now, how="watchdog")
+            if stale_after is not None:
+                data["reason"] = "stale_heartbeat"
             task.status = TaskStatus.QUEUED if task.attempts < task.max_attempts else TaskStatus.FAILED
             task.lease = None
+            task.lease_expires_at = None
             task.queued_at = now
             if task.status == TaskStatus.FAILED:
                 task.error = f"worker lost {task.attempts} times; attempt budget used up"
-            task.save(update_fields=["status", "lease", "queued_at", "error"])
-            event_add(task.request, "node_requeued", f"{task.key}: worker stopped mid-node; requeued")
+            task.save(update_fields=["status", "lease", "lease_expires_at", "queued_at", "error"])
+            why = (f"lease expired at {data['lease_expired_at'][11:19]}" if data["reason"] == "lease_expired"
+                   else "no heartbeat")
+            event_add(task.request, "node_requeued", f"{task.key}: worker stopped mid-node ({why}); "
+                      + ("requeued" if task.status == TaskStatus.QUEUED else "attempt budget used up"), data=data)
             if task.status == TaskStatus.QUEUED:
                 requeued.append(task.pk)
-        lost = RequestTask.objects.filter(
+        lost = list(RequestTask.objects.filter(
             request__status=RequestStatus.RUNNING, status=TaskStatus.QUEUED, queued_at__lte=now - lost_after,
-        ).exclude(pk__in=requeued)
-        requeued += list(lost.values_list("pk", flat=True))
-        waiting = RequestTask.objects.filter(
+        ).exclude(pk__in=requeued).values_list("pk", flat=True))
+        RequestTask.objects.filter(pk__in=lost).update(queued_at=now)  # sent again once per period
+        waiting = list(RequestTask.objects.filter(
             request__status=RequestStatus.RUNNING, status=TaskStatus.RETRY_WAIT,
             next_attempt_at__lte=now - lost_after,
-        )
-        requeued += list(waiting.values_list("pk", flat=True))
+        ).values_list("pk", flat=True))
+        RequestTask.objects.filter(pk__in=waiting).update(next_attempt_at=now)
+        requeued += lost + waiting
         dispatch(requeued)
     for request_id in set(RequestTask.objects.filter(pk__in=requeued).values_list("request_id", flat=True)) | set(
         RequestTask.objects.filter(status=TaskStatus.FAILED, request__status=RequestStatus.RUNNING)

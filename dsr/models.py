@@ -145,6 +145,10 @@ class RequestTask(models.Model):
     lease = models.UUIDField(null=True, blank=True, editable=False)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Renewed by the running worker's heartbeat; once past, another worker may take the node over.
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
+    # Hash of the node's collection spec when planned (a retry re-plans nodes whose spec changed).
+    spec_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -160,7 +164,8 @@ class RequestTask(models.Model):
         verbose_name = _("request task")
         verbose_name_plural = _("request tasks")
         constraints = [models.UniqueConstraint(fields=["request", "phase", "node"], name="dsr_task_unique_node")]
-        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+        indexes = [models.Index(fields=["status", "heartbeat_at"]),
+                   models.Index(fields=["status", "lease_expires_at"], name="dsr_task_lease_idx")]
 
     def __str__(self) -> str:
         return f"{self.phase}:{self.node}"
@@ -226,3 +231,18 @@ class WorkspaceDsrPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace} {self.request_type or '*'}"
+
+
+class StaffMailPreference(models.Model):
+    """The language a staff member (a DPO) receives request e-mails in (attention, reminders)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dsr_mail")
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES,
+                                default=settings.LANGUAGE_CODE)
+
+    class Meta:
+        verbose_name = _("staff e-mail language")
+        verbose_name_plural = _("staff e-mail languages")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language})"

@@ -28,10 +28,20 @@ def mail_subject(*, request: DataSubjectRequest, template: str, **context) -> No
           context={"request": request, "short_id": str(request.id)[:8], **context})
 
 
+def staff_language(user) -> str:
+    """A staff member's e-mail language (``StaffMailPreference``), else the site's default."""
+    from dsr.models import StaffMailPreference
+
+    preference = StaffMailPreference.objects.filter(user=user).first()
+    return _language(preference.language if preference else settings.LANGUAGE_CODE)
+
+
 def mail_staff(*, request: DataSubjectRequest, template: str, **context) -> None:
-    """Write to the DPOs (members of the ``dpo`` group with an e-mail address)."""
-    users = get_user_model().objects.filter(groups__name="dpo", is_active=True).exclude(email="")
-    to = sorted({u.email for u in users})
-    if to:
-        _send(template=template, to=to, language=settings.LANGUAGE_CODE,
+    """Write to the DPOs (members of the ``dpo`` group with an e-mail address), each in their language."""
+    users = get_user_model().objects.filter(groups__name="dpo", is_active=True).exclude(email="").distinct()
+    by_language: dict[str, set[str]] = {}
+    for user in users:
+        by_language.setdefault(staff_language(user), set()).add(user.email)
+    for language, emails in sorted(by_language.items()):
+        _send(template=template, to=sorted(emails), language=language,
               context={"request": request, "short_id": str(request.id)[:8], **context})

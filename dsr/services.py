@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.services import CREATE, UPDATE, change_record
 from dsr import deadlines
-from dsr.execution import dispatch, event_add, plan_create, request_advance
+from dsr.execution import dispatch, event_add, plan_create, plan_refresh, request_advance
 from dsr.models import (
     OPEN_STATUSES,
     Channel,
@@ -334,15 +334,15 @@ def dsr_request_extend(*, request: DataSubjectRequest, actor, reason: str) -> Da
 
 
 def dsr_request_retry(*, request: DataSubjectRequest, actor) -> DataSubjectRequest:
-    """Run the failed nodes of a request that needs attention again (fresh attempt budget)."""
+    """Run a request that needs attention again, re-planned with the data map as it is now.
+
+    A fix to the data map (or a store coming back) takes effect: failed and blocked nodes run
+    again with a fresh attempt budget, nodes of changed collections are planned anew, and nodes
+    whose effects already happened (an erasure that ran) are not repeated (``plan_refresh``).
+    """
     with transaction.atomic():
         request = _locked(request, {RequestStatus.NEEDS_ATTENTION})
-        failed = list(RequestTask.objects.select_for_update().filter(request=request, status=TaskStatus.FAILED))
-        for task in failed:
-            task.status = TaskStatus.PENDING
-            task.attempts = 0
-            task.lease = None
-            task.save(update_fields=["status", "attempts", "lease"])
+        changes = plan_refresh(request=request)
         # Nodes queued while the request was paused had their messages skipped: send them again.
         stranded = list(RequestTask.objects.filter(
             request=request, status__in=[TaskStatus.QUEUED, TaskStatus.RETRY_WAIT]).values_list("pk", flat=True))
@@ -350,8 +350,9 @@ def dsr_request_retry(*, request: DataSubjectRequest, actor) -> DataSubjectReque
         request.status = RequestStatus.RUNNING
         request.attention_reason = ""
         request.save(update_fields=["status", "attention_reason"])
-        event_add(request, "retried", f"{len(failed)} failed nodes retried", actor=actor,
-                  data={"nodes": [t.key for t in failed]})
+        event_add(request, "retried", f"{len(changes['reset']) + len(changes['added'])} nodes to run again "
+                  f"(data map version {request.plan.get('version', '?')})", actor=actor,
+                  data={"nodes": changes["reset"] + changes["added"], "version": request.plan.get("version")})
         change_record(actor=actor, obj=request, action=UPDATE, fields=["status"], note="retried")
         request_advance(request_id=request.id)
     return request

@@ -77,6 +77,13 @@ class BaseConnector:
         """Delete the rows of ``RowPlan``s (``plan.key``); return rows deleted."""
         raise NotImplementedError(f"{type(self).__name__} must implement delete()")
 
+    def retrieve_by_key(self, collection: CollectionSpec, rows: list[dict]) -> Iterator[dict]:
+        """Yield the rows as they are now of ``rows`` (rows ``retrieve`` returned earlier), found by
+        their primary key (``collection.primary_key``; a connector that addresses rows otherwise,
+        like Redis with ``_key``, finds its locator in the same dicts). Rows that are gone are not
+        yielded. Verification uses it to re-read every row the access phase found."""
+        raise NotImplementedError(f"{type(self).__name__} must implement retrieve_by_key() (verification)")
+
     def close(self) -> None:
         """Release connections. Called once after use, also after errors."""
 

@@ -231,5 +231,35 @@ class HttpConnector(BaseConnector):
                 count += 1
         return count
 
+    def retrieve_by_key(self, collection: CollectionSpec, rows: list[dict]) -> Iterator[dict]:
+        """Re-read rows: with ``options.read`` (``GET /members/{id}``; not found = gone), else through
+        ``options.lookup`` with each row's own lookup values, keeping the rows with the same key
+        (configure ``read`` when the lookup value itself is erased)."""
+        read = self._endpoint(collection, "read", required=False)
+        pk = collection.primary_key
+        if read:
+            for row in rows:
+                response = self._request("GET", _fill(read["path"], row, quote_values=True))
+                if response is not None:
+                    found = _dig(response.json(), read.get("row"))
+                    if found:
+                        yield found
+            return
+        lookup = self._endpoint(collection, "lookup")
+        templates = [lookup["path"], *[str(v) for v in (lookup.get("params") or {}).values()]]
+        names = sorted({m.group(1) for t in templates for m in PLACEHOLDER.finditer(t)})
+        wanted = {tuple(str(r.get(k)) for k in pk) for r in rows}
+        inputs: dict[str, list] = {}
+        for row in rows:
+            for name in names:
+                if row.get(name) not in (None, ""):
+                    inputs.setdefault(name, []).append(row[name])
+        seen: set = set()
+        for row in self.retrieve(collection, inputs):
+            ident = tuple(str(row.get(k)) for k in pk)
+            if ident in wanted and ident not in seen:
+                seen.add(ident)
+                yield row
+
     def close(self) -> None:
         self.client.close()

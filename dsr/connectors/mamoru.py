@@ -104,6 +104,13 @@ class MamoruConnector(BaseConnector):
         from governance.subjects.services import profile_shred
 
         profile = Profile.objects.filter(pk=self.context.get("profile_id")).first()
+    def retrieve_by_key(self, collection: CollectionSpec, rows: list[dict]) -> Iterator[dict]:
+        """The subject's records as they are now (a shredded profile has none), by ``id``."""
+        ids = {str(r.get("id")) for r in rows}
+        for row in self.retrieve(collection, {}):
+            if str(row.get("id")) in ids:
+                yield row
+
         if profile is None or profile.status == ProfileStatus.SHREDDED:
             return 0
         profile_shred(profile=profile, actor=None, reason=f"erasure request {self.context.get('request_id')}")

@@ -218,5 +218,19 @@ class RedisConnector(BaseConnector):
         self._call(pipe.execute)
         return count
 
+    def retrieve_by_key(self, collection: CollectionSpec, rows: list[dict]) -> Iterator[dict]:
+        """Re-read the keys (``_key``) of ``rows``; of a set, only the members those rows were."""
+        kind, template = self._options(collection)
+        member_field = collection.options.get("member_field", "member")
+        wanted: dict[str, set] = {}
+        for row in rows:
+            if row.get("_key"):
+                wanted.setdefault(row["_key"], set()).add(str(row.get(member_field)))
+        keys = sorted(wanted)
+        for start in range(0, len(keys), 1000):
+            for row in self._rows(collection, kind, template, keys[start : start + 1000]):
+                if kind != "set" or str(row.get(member_field)) in wanted[row["_key"]]:
+                    yield row
+
     def close(self) -> None:
         self.client.close()

@@ -108,6 +108,8 @@ class SqlConnector(BaseConnector):
         name, schema = options.get("table", collection.name), options.get("schema")
         cache_key = (self.engine.url.render_as_string(hide_password=False), schema, name)
         table = _tables.get(cache_key)
+        if table is not None and any(f.name not in table.c for f in collection.fields):
+            table = None  # cached before the table (or the data map) changed: reflect again
         if table is None:
             try:
                 table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=self.engine)
@@ -259,3 +261,29 @@ class SqlConnector(BaseConnector):
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
         return deleted
+
+    def retrieve_by_key(self, collection: CollectionSpec, rows: list[dict]) -> Iterator[dict]:
+        table = self._table(collection)
+        pk = collection.primary_key
+        if not pk:
+            raise StoreError(f"{collection.address}: rows are re-read by key; the data map needs a primary_key")
+        keys = []
+        for row in rows:
+            coerced = [self._coerce(table.c[name], [row.get(name)]) for name in pk]
+            if all(coerced):
+                keys.append(tuple(c[0] for c in coerced))
+        keys = sorted(set(keys), key=str)
+        try:
+            with self.engine.connect() as conn:
+                for start in range(0, len(keys), IN_CHUNK):
+                    chunk = keys[start : start + IN_CHUNK]
+                    if len(pk) == 1:
+                        condition = table.c[pk[0]].in_([k[0] for k in chunk])
+                    else:
+                        condition = sa.or_(*[sa.and_(*[table.c[n] == v for n, v in zip(pk, k, strict=True)])
+                                             for k in chunk])
+                    stmt = sa.select(*self._columns(table, collection)).where(condition)
+                    for found in conn.execute(stmt).mappings():
+                        yield dict(found)
+        except sa_exc.SQLAlchemyError as exc:
+            raise _translate(exc) from exc

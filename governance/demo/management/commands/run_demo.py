@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from governance.demo.supervisor import Supervisor
 
 
 def web_argv(*, python: str, bind: str, workers: int, access_log: str = "-") -> list[str]:
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         "Run Mamoru for a demo or a single machine: gunicorn on --bind (default 127.0.0.1:8000), "
         "a Celery worker with an embedded beat scheduler on the configured broker (the filesystem "
         "broker by default: no server needed), and the extra processes in MAMORU_DEMO_PROCESSES. "
-        "Ctrl-C stops them all."
+        "A child that crashes is restarted (with backoff); Ctrl-C stops them all."
     )
 
     def add_arguments(self, parser):
@@ -46,11 +47,9 @@ class Command(BaseCommand):
         }
         for name, argv in getattr(settings, "MAMORU_DEMO_PROCESSES", {}).items():
             commands[name] = [python if part == "{python}" else part for part in argv]
-        procs: dict[str, subprocess.Popen] = {}
-        env = os.environ.copy()
-        for name, argv in commands.items():
-            procs[name] = subprocess.Popen(argv, env=env, start_new_session=True)
-            self.stdout.write(f"started {name} (pid {procs[name].pid})")
+        # A child that exits is restarted with backoff; the others keep running (supervisor.py).
+        supervisor = Supervisor(commands, env=os.environ.copy(), log=lambda line: self.stderr.write(line))
+        supervisor.start()
         host = bind if not bind.startswith("0.0.0.0") else bind.replace("0.0.0.0", "127.0.0.1")
         self.stdout.write(self.style.SUCCESS(f"\nMamoru is running: http://{host}/admin/  (API docs: http://{host}/api/docs/)"))
         self.stdout.write(f"Demo logins: {settings.VAR_DIR / 'demo_credentials.json'} — Ctrl-C to stop.\n")
@@ -65,20 +64,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         try:
             while not stopping:
-                for name, proc in procs.items():
-                    if proc.poll() is not None:
-                        self.stderr.write(f"{name} exited with status {proc.returncode}; stopping the rest")
-                        stopping = True
-                        break
+                supervisor.check()
                 time.sleep(0.5)
         finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)  # warm shutdown: each stops its own children
-            deadline = time.monotonic() + 15
-            for proc in procs.values():
-                try:
-                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+            supervisor.stop()
             self.stdout.write("stopped.")
