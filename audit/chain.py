@@ -1,24 +1,108 @@
-"""The hash chain over audit entries.
+"""The hash chain over audit entries: partitioned, sealed as stored, verified completely.
 
-Each entry's ``entry_hash`` is HMAC-SHA256 (key derived from ``MAMORU_PROOF_KEY``) over the previous
-hash and a canonical JSON of the entry. Sequence numbers are contiguous. A changed entry breaks its
-own hash, a removed one leaves a gap, a reordered pair breaks ``prev_hash``; without the key the
-chain cannot be recomputed after tampering.
+Public API (stable; used by ``verify_audit``, the scheduled verification and the dashboard):
+
+    chain_seal(entries, *, using=None) -> None
+        Give unsaved entries their place (partition, pseq, seq) and hashes, inside the caller's
+        transaction; the caller inserts them unchanged in that transaction.
+    chain_verify(entries=None, *, start=None) -> Iterator[governance.hashchain.ChainProblem]
+        Every problem of every partition chain (``problem.partition``, ``problem.seq`` = position
+        in that partition; the message names the entry's global ``seq``). ``start`` maps a
+        partition to its last verified ``(pseq, hash)`` to continue an earlier run.
+    chain_heads() -> list[Head]      one per partition: partition, seq (global), position, hash, time
+    chain_head() -> Head | None      the newest head overall (highest global seq)
+    chain_partitions(connection) -> int   partitions new entries are spread over
+
+Construction. ``entry_hash = HMAC-SHA256(k, prev_hash || 0x00 || payload)`` (governance.hashchain),
+``k`` derived from ``MAMORU_PROOF_KEY``. Version 2 (``chain_version = 2``) hashes a canonical JSON of
+every concrete column of the row except ``id``, ``prev_hash`` and ``entry_hash`` (``SEALED_FIELDS``
+is derived from the model, so a new column is covered without anyone remembering it). Version 1
+rows (written before 2026-12) keep their old, narrower payload and are verified with it.
+
+Partitions. ``ChainHead`` rows 1..P are independent chains; a writer locks any free one (``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL), so concurrent writers do not queue on a single row. Each
+entry records its partition and its contiguous position ``pseq`` there. ``seq`` is the global
+order: taken from a PostgreSQL sequence while the partition is locked, so it is unique and
+increases along every partition chain (gaps are allowed: a rolled-back transaction consumes a
+number). On SQLite and MariaDB there is one partition and ``seq`` is contiguous.
+See docs/architecture.md ("The audit chain") for what is guaranteed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import json
+import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import groupby
 
-from django.db import connection
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils import timezone
 
-from audit.models import AuditEntry, ChainHead
-from governance.hashchain import ChainProblem, ChainWording, chain_digest, chain_verify_rows
+from audit.models import CHAIN_FIELDS, CHAIN_VERSION, AuditEntry, ChainHead
+from governance.hashchain import (
+    GENESIS,
+    ChainProblem,
+    ChainWording,
+    chain_digest,
+    chain_verify_rows,
+)
+
+LABELS = {1: b"mamoru-audit-chain-v1", 2: b"mamoru-audit-chain-v2"}
+SEQUENCE = "audit_auditentry_gseq"  # PostgreSQL sequence of the global order (migration 0006)
+
+# --- Canonical form ------------------------------------------------------------------------------
+
+SEALED_FIELDS: tuple[models.Field, ...] = tuple(
+    f for f in AuditEntry._meta.concrete_fields if f.name not in CHAIN_FIELDS
+)
 
 
-def _canonical(entry: AuditEntry) -> bytes:
+def _canon_ip(value) -> str:
+    try:
+        return ipaddress.ip_address(str(value)).exploded
+    except ValueError:
+        return str(value)
+
+
+def _canon_time(value) -> str:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _canonizer(field: models.Field):
+    if isinstance(field, models.GenericIPAddressField):
+        return _canon_ip
+    if isinstance(field, models.JSONField):
+        return lambda value: value
+    if isinstance(field, models.DateTimeField):
+        return _canon_time
+    target = field.target_field if field.is_relation else field
+    if isinstance(target, (models.IntegerField, models.AutoField)):
+        return int
+    if isinstance(target, models.BooleanField):
+        return bool
+    return str
+
+
+_CANON = tuple((f.attname, _canonizer(f)) for f in SEALED_FIELDS)
+
+
+def _canonical_v2(entry: AuditEntry) -> bytes:
+    payload = {}
+    for attname, canon in _CANON:
+        value = getattr(entry, attname)
+        payload[attname] = None if value is None else canon(value)
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def _canonical_v1(entry: AuditEntry) -> bytes:
     ts = entry.timestamp
     payload = {
         "seq": entry.seq,
@@ -42,55 +126,226 @@ def _canonical(entry: AuditEntry) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
+_CANONICAL = {1: _canonical_v1, 2: _canonical_v2}
+
+
 def entry_digest(entry: AuditEntry, prev_hash: str) -> str:
-    return chain_digest(label=b"mamoru-audit-chain-v1", prev_hash=prev_hash, payload=_canonical(entry))
+    canonical = _CANONICAL.get(entry.chain_version)
+    if canonical is None:
+        return ""  # an unknown version never verifies
+    return chain_digest(label=LABELS[entry.chain_version], prev_hash=prev_hash, payload=canonical(entry))
 
 
-def _head_table() -> str:
-    return connection.ops.quote_name(ChainHead._meta.db_table)
+def _normalise(entry: AuditEntry) -> None:
+    """Store client-supplied values in a form the database keeps as it is (or not at all).
+
+    ``remote_addr`` may come from ``X-Forwarded-For`` and ``remote_port`` from
+    ``X-Forwarded-Port``: an unparsable address or an out-of-range port is dropped rather than
+    failing the request (or being rewritten by the database after sealing).
+    """
+    addr = entry.remote_addr
+    if addr is not None:
+        try:
+            entry.remote_addr = str(ipaddress.ip_address(str(addr).strip()))
+        except ValueError:
+            entry.remote_addr = None
+    port = entry.remote_port
+    if port is not None:
+        try:
+            port = int(port)
+        except (TypeError, ValueError):
+            port = None
+        entry.remote_port = port if port is not None and 0 <= port <= 65535 else None
+    if entry.timestamp is None:
+        entry.timestamp = timezone.now()
 
 
-def chain_seal(entries: list[AuditEntry]) -> None:
-    """Assign seq/prev_hash/entry_hash to unsaved entries; the caller saves them in the same
-    transaction. The chain head row is locked (``FOR UPDATE``; SQLite's write lock is taken by
-    ``BEGIN IMMEDIATE``), so concurrent writers in any number of processes queue here."""
+# --- Sealing -------------------------------------------------------------------------------------
+
+
+def chain_partitions(connection) -> int:
+    """Partition chains new entries are spread over: ``MAMORU_AUDIT_CHAIN_PARTITIONS`` (default
+    8) on PostgreSQL; 1 elsewhere (SQLite serialises writers anyway; no sequence on MariaDB)."""
+    if connection.vendor != "postgresql":
+        return 1
+    return max(1, min(int(getattr(settings, "MAMORU_AUDIT_CHAIN_PARTITIONS", 0) or 8), 1000))
+
+
+_HEADS = None
+
+
+def _head_table(connection) -> str:
+    global _HEADS
+    if _HEADS is None:
+        _HEADS = connection.ops.quote_name(ChainHead._meta.db_table)
+    return _HEADS
+
+
+def _heads_create(connection, partitions: int) -> None:
+    ChainHead.objects.using(connection.alias).bulk_create(
+        [ChainHead(id=p) for p in range(1, partitions + 1)], ignore_conflicts=True
+    )
+
+
+def _lock_postgresql(cursor, connection, count: int) -> tuple[int, int, str, list[int]]:
+    table = _head_table(connection)
+    partitions = chain_partitions(connection)
+    preferred = os.getpid() % partitions  # each process starts at its own partition
+    # One round trip: lock any free head (skipping the ones other writers hold), then draw the
+    # global numbers while it is held, so they increase along the partition chain.
+    cursor.execute(
+        f"WITH h AS MATERIALIZED (SELECT id, seq, hash FROM {table} WHERE id BETWEEN 1 AND %s "  # noqa: S608
+        f"ORDER BY (id - 1 + %s) %% %s LIMIT 1 FOR UPDATE SKIP LOCKED) "
+        f"SELECT h.id, h.seq, h.hash, nextval('{SEQUENCE}') FROM h, generate_series(1, %s)",
+        [partitions, partitions - preferred, partitions, count],
+    )
+    rows = cursor.fetchall()
+    if not rows:
+        # Every head is busy (or not created yet): wait for our own.
+        _heads_create(connection, partitions)
+        cursor.execute(f"SELECT id, seq, hash FROM {table} WHERE id = %s FOR UPDATE", [preferred + 1])  # noqa: S608
+        part, pseq, prev = cursor.fetchone()
+        cursor.execute(f"SELECT nextval('{SEQUENCE}') FROM generate_series(1, %s)", [count])  # noqa: S608 - constant
+        seqs = [r[0] for r in cursor.fetchall()]
+    else:
+        part, pseq, prev = rows[0][:3]
+        seqs = [r[3] for r in rows]
+    return part, pseq, prev, sorted(seqs)
+
+
+def _lock_single(cursor, connection, count: int) -> tuple[int, int, str, list[int]]:
+    table = _head_table(connection)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    cursor.execute(f"SELECT seq, hash FROM {table} WHERE id = 1{lock}")  # noqa: S608 - constant
+    row = cursor.fetchone()
+    if row is None:
+        _heads_create(connection, 1)
+        cursor.execute(f"SELECT seq, hash FROM {table} WHERE id = 1{lock}")  # noqa: S608
+        row = cursor.fetchone()
+    # One partition: its lock (or SQLite's database write lock) serialises every writer.
+    entries = connection.ops.quote_name(AuditEntry._meta.db_table)
+    cursor.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {entries}")  # noqa: S608
+    top = cursor.fetchone()[0]
+    return 1, row[0], row[1], list(range(top + 1, top + count + 1))
+
+
+def chain_seal(entries: list[AuditEntry], *, using: str | None = None) -> None:
+    """Give unsaved entries their chain place and hashes; the caller inserts them, unchanged, in
+    the same transaction. Locks one partition head (any free one on PostgreSQL) until commit."""
     if not entries:
         return
+    connection = connections[using or DEFAULT_DB_ALIAS]
     if not connection.in_atomic_block:
         raise RuntimeError("chain_seal must run inside the transaction that saves the entries")
-    table = _head_table()
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    # Raw SQL: this runs on every read of personal data, and the ORM's overhead dominated it.
+    for entry in entries:
+        if entry.entry_hash:
+            raise ValueError("entry is already sealed")
+        _normalise(entry)
+    lock = _lock_postgresql if connection.vendor == "postgresql" else _lock_single
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT seq, hash FROM {table} WHERE id = 1{lock}")  # noqa: S608 - constant
-        row = cursor.fetchone()
-        if row is None:
-            ChainHead.objects.get_or_create(pk=1)
-            cursor.execute(f"SELECT seq, hash FROM {table} WHERE id = 1{lock}")  # noqa: S608
-            row = cursor.fetchone()
-        seq, prev = row
-        for entry in entries:
-            seq += 1
-            entry.seq = seq
+        part, pseq, prev, seqs = lock(cursor, connection, len(entries))
+        for entry, seq in zip(entries, seqs, strict=True):
+            pseq += 1
+            entry.partition, entry.pseq, entry.seq = part, pseq, seq
+            entry.chain_version = CHAIN_VERSION
             entry.prev_hash = prev
             entry.entry_hash = entry_digest(entry, prev)
             prev = entry.entry_hash
-        cursor.execute(f"UPDATE {table} SET seq = %s, hash = %s, updated_at = %s WHERE id = 1",  # noqa: S608
-                       [seq, prev, timezone.now()])
+        cursor.execute(
+            f"UPDATE {_head_table(connection)} SET seq = %s, hash = %s, last_seq = %s, updated_at = %s "  # noqa: S608
+            "WHERE id = %s",
+            [pseq, prev, seqs[-1], timezone.now(), part],
+        )
+
+
+# --- Heads and verification ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Head:
+    partition: int
+    seq: int  # global seq of the partition's newest entry
+    position: int  # its pseq
+    hash: str
+    time: dt.datetime | None
+
+    def as_dict(self) -> dict:
+        return {"partition": self.partition, "seq": self.seq, "position": self.position, "hash": self.hash,
+                "time": self.time.isoformat() if self.time else None}
+
+
+def chain_heads() -> list[Head]:
+    return [
+        Head(h.id, h.last_seq, h.seq, h.hash, h.updated_at)
+        for h in ChainHead.objects.order_by("id")
+        if h.seq or h.last_seq
+    ]
+
+
+def chain_head() -> Head | None:
+    heads = chain_heads()
+    return max(heads, key=lambda h: h.seq) if heads else None
 
 
 AUDIT_WORDING = ChainWording(
     name=lambda e: f"entry id={e.id} seq={e.seq}",
-    before=lambda e: f"entry id={e.id}",
-    end="the log ends",
+    before=lambda e: f"entry id={e.id} seq={e.seq}",
+    end="the partition ends",
     truncated_hint=" (entries removed at the end)",
+    position="position",
 )
 
 
-def chain_verify(entries: Iterable[AuditEntry] | None = None) -> Iterator[ChainProblem]:
-    """Yield every problem found, in chain order (the first one is the first bad entry)."""
-    if entries is None:
-        entries = AuditEntry.objects.order_by("seq").iterator(chunk_size=5000)
-    return chain_verify_rows(
-        entries, digest=entry_digest, head=ChainHead.objects.filter(pk=1).first(), wording=AUDIT_WORDING
+def _order_check(row: AuditEntry, previous: AuditEntry | None) -> Iterator[ChainProblem]:
+    """Along a partition chain the global seq strictly increases."""
+    if previous is not None and previous.seq is not None and row.seq is not None and row.seq <= previous.seq:
+        yield ChainProblem(
+            row.pseq, row.pk, "reordered",
+            f"entry id={row.id} seq={row.seq} comes after seq={previous.seq} in partition {row.partition}",
+            row.partition,
+        )
+
+
+def _verify_partition(rows, part, head, start) -> Iterator[ChainProblem]:
+    wording = ChainWording(
+        name=AUDIT_WORDING.name, before=lambda e: f"entry id={e.id} seq={e.seq} (partition {part})",
+        end=f"partition {part} ends", truncated_hint=AUDIT_WORDING.truncated_hint, position="position",
     )
+    yield from chain_verify_rows(
+        rows, digest=entry_digest, head=head, wording=wording, start=start,
+        position=lambda e: e.pseq, partition=part, check=_order_check,
+    )
+
+
+def chain_verify(
+    entries: Iterable[AuditEntry] | None = None, *, start: dict[int, tuple[int, str]] | None = None
+) -> Iterator[ChainProblem]:
+    """Yield every problem of every partition chain (partition by partition, in chain order),
+    then entries that belong to no chain (inserted without being sealed)."""
+    start = start or {}
+    heads = {h.id: h for h in ChainHead.objects.all()}
+    if entries is not None:
+        sealed = sorted((e for e in entries if e.pseq is not None), key=lambda e: (e.partition, e.pseq))
+        unsealed = [e for e in entries if e.pseq is None]
+        groups = {part: list(rows) for part, rows in groupby(sealed, key=lambda e: e.partition)}
+        parts = sorted(set(groups) | {p for p, h in heads.items() if h.seq})
+    else:
+        unsealed = AuditEntry.objects.filter(pseq__isnull=True).order_by("id").iterator(chunk_size=2000)
+        stored = set(AuditEntry.objects.order_by().values_list("partition", flat=True).distinct())
+        parts = sorted(stored | {p for p, h in heads.items() if h.seq})
+        groups = None
+    for part in parts:
+        begin = start.get(part, (0, GENESIS))
+        if groups is not None:
+            rows = [e for e in groups.get(part, []) if e.pseq > begin[0]]
+        else:
+            rows = (AuditEntry.objects.filter(partition=part, pseq__gt=begin[0])
+                    .order_by("pseq").iterator(chunk_size=5000))
+        head = heads.get(part)
+        if head is None:
+            yield ChainProblem(None, None, "truncated",
+                               f"partition {part} has entries but no chain head (head removed)", part)
+        yield from _verify_partition(rows, part, head, begin)
+    for entry in unsealed:
+        yield ChainProblem(None, entry.pk, "unsealed",
+                           f"entry id={entry.id} is not in the chain (inserted without a seal)", entry.partition)

@@ -12,10 +12,12 @@ from auditlog.cid import get_cid
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
+from django.db.models.signals import pre_save
 from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.chain import chain_seal
+from audit.freetext import freetext_protect
 from audit.models import AuditEntry, Outcome
 
 ACCESS = AuditEntry.Action.ACCESS
@@ -41,6 +43,9 @@ def _entry(
     request: HttpRequest | None, data: dict | None, content_type: ContentType | None = None,
 ) -> AuditEntry:
     user, actor_email = _actor(actor)
+    if reason:  # free text: masked in the column, the full text sealed (audit.freetext)
+        protected = freetext_protect(reason, max_length=500)
+        reason, data = protected.masked, ({**(data or {}), **protected.data()} if protected.sealed else data)
     return AuditEntry(
         content_type=content_type or ContentType.objects.get_for_model(obj, for_concrete_model=False),
         object_pk=str(obj.pk),
@@ -75,6 +80,17 @@ def access_record(
 
 
 _INSERT_FIELDS = [f for f in AuditEntry._meta.concrete_fields if not f.primary_key]
+_SQL: dict[str, str] = {}
+
+
+def _insert_sql() -> str:
+    sql = _SQL.get(connection.vendor)
+    if sql is None:
+        table = connection.ops.quote_name(AuditEntry._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in _INSERT_FIELDS)
+        placeholders = ", ".join(["%s"] * len(_INSERT_FIELDS))
+        sql = _SQL[connection.vendor] = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    return sql
 
 
 def _insert(entries: list[AuditEntry]) -> None:
@@ -82,6 +98,9 @@ def _insert(entries: list[AuditEntry]) -> None:
 
     This runs on every read of personal data; the ORM's per-row save machinery cost more than the
     database itself, so the INSERT is built once from the model's fields and executed directly.
+    It does what ``AuditEntry.save()`` does, in the same order: the ``pre_save`` receivers run
+    first (django-auditlog's request context sets actor, client address and port there), then
+    the entries are sealed exactly as they are then inserted.
     """
     own_transaction = not connection.in_atomic_block
     with transaction.atomic(savepoint=False):
@@ -90,11 +109,12 @@ def _insert(entries: list[AuditEntry]) -> None:
             # now but flushed to disk with the next WAL write (≤ ~0.6 s) instead of waiting for it.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        if pre_save.has_listeners(AuditEntry):
+            for entry in entries:
+                pre_save.send(sender=AuditEntry, instance=entry, raw=False, using=connection.alias,
+                              update_fields=None)
         chain_seal(entries)
-        table = connection.ops.quote_name(AuditEntry._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in _INSERT_FIELDS)
-        placeholders = ", ".join(["%s"] * len(_INSERT_FIELDS))
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 - model metadata
+        sql = _insert_sql()
         rows = [
             [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in _INSERT_FIELDS]
             for entry in entries
@@ -104,9 +124,10 @@ def _insert(entries: list[AuditEntry]) -> None:
                 returning = connection.features.can_return_columns_from_insert
                 cursor.execute(sql + (" RETURNING id" if returning else ""), rows[0])
                 entries[0].pk = cursor.fetchone()[0] if returning else cursor.lastrowid
-                entries[0]._state.adding = False
             else:
                 cursor.executemany(sql, rows)
+        for entry in entries:
+            entry._state.adding = False
 
 
 def access_denied_endpoint(

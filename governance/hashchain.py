@@ -33,10 +33,11 @@ def chain_digest(*, label: bytes, prev_hash: str, payload: bytes) -> str:
 
 @dataclass
 class ChainProblem:
-    seq: int | None
+    seq: int | None  # the row's position in its chain (a partition's position for the audit log)
     row_id: Any
     kind: str
     message: str
+    partition: int | None = None  # the audit log's partition chain; None for single chains
 
 
 @dataclass(frozen=True)
@@ -47,41 +48,55 @@ class ChainWording:
     before: Callable[[Any], str]  # a row as the place a gap ends, e.g. "entry id=7"
     end: str  # e.g. "the log ends"
     truncated_hint: str = ""
+    position: str = "seq"  # what the row's place in the chain is called in messages
 
 
 def chain_verify_rows(
     rows: Iterable[Any], *, digest: Callable[[Any, str], str], head: Any | None, wording: ChainWording,
-    start: tuple[int, str] = (0, GENESIS),
+    start: tuple[int, str] = (0, GENESIS), position: Callable[[Any], int | None] | None = None,
+    partition: int | None = None, check: Callable[[Any, Any | None], Iterable[ChainProblem]] | None = None,
 ) -> Iterator[ChainProblem]:
     """Yield every problem in chain order: unsealed, missing, reordered, changed, truncated.
 
-    ``start`` is an already verified ``(seq, hash)`` to continue from (incremental verification:
-    pass only the rows after it).
+    ``start`` is the last verified ``(position, hash)`` (incremental runs); ``position`` reads a
+    row's place (default ``row.seq``); ``partition`` is stamped on each problem; ``check(row,
+    previous)`` may yield further problems of the chain's own (e.g. order across partitions).
     """
+    place = position or (lambda row: row.seq)
+    word = wording.position
     expected, prev = start[0] + 1, start[1]
+    previous = None
+
+    def problem(seq, row_id, kind, message):
+        return ChainProblem(seq, row_id, kind, message, partition)
+
     for row in rows:
-        if row.seq is None:
-            yield ChainProblem(None, row.pk, "unsealed", f"{wording.before(row)} is not in the chain (inserted around it)")
+        at = place(row)
+        if at is None:
+            yield problem(None, row.pk, "unsealed", f"{wording.before(row)} is not in the chain (inserted around it)")
             continue
-        if row.seq != expected:
-            if row.seq > expected:
-                yield ChainProblem(
+        if at != expected:
+            if at > expected:
+                yield problem(
                     expected, row.pk, "missing",
-                    f"seq {expected}–{row.seq - 1} missing before {wording.before(row)} (removed)",
+                    f"{word} {expected}–{at - 1} missing before {wording.before(row)} (removed)",
                 )
-            expected = row.seq
+            expected = at
         if row.prev_hash != prev:
-            yield ChainProblem(
-                row.seq, row.pk, "reordered",
+            yield problem(
+                at, row.pk, "reordered",
                 f"{wording.name(row)} does not follow its predecessor (removed or reordered)",
             )
         if digest(row, row.prev_hash) != row.entry_hash:
-            yield ChainProblem(row.seq, row.pk, "changed", f"{wording.name(row)} was changed")
+            yield problem(at, row.pk, "changed", f"{wording.name(row)} was changed")
+        if check is not None:
+            yield from check(row, previous)
+        previous = row
         prev = row.entry_hash
         expected += 1
     last = expected - 1
     if head is not None and (head.seq != last or head.hash != prev):
-        yield ChainProblem(
+        yield problem(
             head.seq, None, "truncated",
-            f"chain head says seq {head.seq} but {wording.end} at seq {last}{wording.truncated_hint}",
+            f"chain head says {word} {head.seq} but {wording.end} at {word} {last}{wording.truncated_hint}",
         )
