@@ -284,6 +284,8 @@ MAMORU_DEK_CACHE_SECONDS = env.int("MAMORU_DEK_CACHE_SECONDS", default=60)
 # PostgreSQL only: commit read-audit entries without waiting for the WAL flush (faster reads; a
 # crash of the database server can lose the last ~0.6 s of read entries). Off by default.
 MAMORU_AUDIT_ASYNC_COMMIT = env.bool("MAMORU_AUDIT_ASYNC_COMMIT", default=False)
+# PostgreSQL only: independent audit chain partitions writers spread over (0 = default, 8).
+MAMORU_AUDIT_CHAIN_PARTITIONS = env.int("MAMORU_AUDIT_CHAIN_PARTITIONS", default=0)
 # Largest API request body in bytes; larger bodies get 413 with code "body_too_large".
 MAMORU_API_MAX_BODY_BYTES = env.int("MAMORU_API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAMORU_API_MAX_BODY_BYTES, 2621440)
