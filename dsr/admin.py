@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -59,7 +62,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     list_filter = ("status", "request_type", "jurisdiction", "workspace")
     date_hierarchy = "received_at"
     ordering = ("-received_at",)
-    fields = ("workspace", "request_type", "status", "jurisdiction", "locale", "channel", "profile",
+    fields = ("workspace", "request_type", "status", "erasure_preview", "jurisdiction", "locale", "channel", "profile",
               "received_at", "acknowledged_at", "verified_at", "approved_at", "approved_by", "started_at",
               "completed_at", "due_at", "extended_at", "extension_reason", "rejection_reason",
               "attention_reason", "keep_until", "progress", "summary")
@@ -79,6 +82,43 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     @admin.display(description=_("request"))
     def short_id(self, obj: DataSubjectRequest) -> str:
         return str(obj.id)[:8]
+
+    @admin.display(description=_("erasure preview"))
+    def erasure_preview(self, obj: DataSubjectRequest) -> str:
+        """What the erasure would change (values masked); a link to see them with a reason."""
+        if obj.request_type != "erasure":
+            return "—"
+        from dsr.preview import erasure_preview
+
+        return render_to_string("admin/dsr/erasure_preview.html", {
+            "preview": erasure_preview(request=obj), "original": obj,
+            "reveal_url": reverse("admin:dsr_datasubjectrequest_erasure_preview", args=[obj.pk]),
+        })
+
+    def get_urls(self):
+        return [
+            path("<uuid:object_id>/erasure-preview/", self.admin_site.admin_view(self.erasure_preview_view),
+                 name="dsr_datasubjectrequest_erasure_preview"),
+            *super().get_urls(),
+        ]
+
+    def erasure_preview_view(self, request, object_id):
+        """The erasure preview with values: for staff who may reveal, with a reason (audited)."""
+        from dsr.preview import erasure_preview, erasure_preview_reveal
+
+        obj = get_object_or_404(self.get_queryset(request), pk=object_id, request_type="erasure")
+        form = ReasonForm(request.POST or None)
+        preview = erasure_preview(request=obj)
+        if request.method == "POST" and form.is_valid():
+            try:
+                preview = erasure_preview_reveal(request=obj, actor=request.user, reason=form.cleaned_data["reason"],
+                                                 http_request=request)
+            except DomainError as exc:
+                self.message_user(request, exc.detail, messages.ERROR)
+        return TemplateResponse(request, "admin/dsr/erasure_preview_page.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "original": obj,
+            "title": _("Erasure preview"), "form": form, "preview": preview,
+        })
 
     @admin.display(description=_("progress"))
     def progress(self, obj: DataSubjectRequest) -> str:

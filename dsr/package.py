@@ -28,7 +28,7 @@ from django.apps import apps
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import formats, timezone, translation
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from dsr import files
 from dsr.execution import _access_name, plan_graph, request_details
@@ -53,6 +53,22 @@ DATETIME_RE = re.compile(
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 JAPANESE_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
 CSV_FORMULA_START = ("=", "@", "\t", "\r")
+#: Mamoru's own records of the person, named in the person's language.
+MAMORU_TITLES = {
+    "profile": gettext_lazy("Your profile"),
+    "identities": gettext_lazy("Your e-mail addresses, phone numbers and customer numbers"),
+    "consent": gettext_lazy("Your consent choices"),
+}
+MAMORU_LABELS = {
+    "id": gettext_lazy("Record number"), "jurisdiction": gettext_lazy("Jurisdiction"),
+    "locale": gettext_lazy("Language"), "kind": gettext_lazy("Kind"), "namespace": gettext_lazy("Namespace"),
+    "purpose": gettext_lazy("Purpose"), "state": gettext_lazy("Your choice"),
+    "updated_at": gettext_lazy("Last changed"),
+}
+CONSENT_STATES = {
+    "given": gettext_lazy("given"), "refused": gettext_lazy("refused"),
+    "withdrawn": gettext_lazy("withdrawn"), "expired": gettext_lazy("expired"),
+}
 CSV_SAFE_SIGNED = re.compile(r"^[+-][\d\s().\-+]*$")
 
 
@@ -197,8 +213,10 @@ def _fits(text: str, language: str) -> bool:
     return has_japanese if language == "ja" else not has_japanese
 
 
-def field_label(f: FieldSpec, language: str) -> str:
+def field_label(f: FieldSpec, language: str, *, store_type: str = "") -> str:
     """The data map's description when it is in the person's language, else the category's label."""
+    if store_type == "mamoru" and f.name in MAMORU_LABELS:
+        return str(MAMORU_LABELS[f.name])
     if f.description and _fits(f.description, language):
         return f.description
     if f.category:
@@ -218,7 +236,9 @@ def collection_parts(request: DataSubjectRequest, graph: DataMapGraph, *, langua
                      zone: ZoneInfo) -> list[CollectionPart]:
     """Every collection searched, with the person's rows read from the access results."""
     parts: list[CollectionPart] = []
-    for address in graph.access_order():
+    # Grouped by store, in the data map's order (the person's own records with us last).
+    order = {c.address: (i, j) for i, s in enumerate(graph.stores.values()) for j, c in enumerate(s.collections)}
+    for address in sorted(graph.access_order(), key=lambda a: order.get(a, (len(order), 0))):
         collection = graph.nodes[address]
         store = graph.stores[collection.store]
         naive_zone = _collection_zone(collection)
@@ -227,7 +247,8 @@ def collection_parts(request: DataSubjectRequest, graph: DataMapGraph, *, langua
             for row in files.read_rows(request_id=request.id, dek_id=request.data_key_id,
                                        name=_access_name(address))
         ]
-        columns = [Column(f.name, field_label(f, language), f.category) for f in collection.fields]
+        columns = [Column(f.name, field_label(f, language, store_type=store.type), f.category)
+                   for f in collection.fields]
         known = {c.name for c in columns}
         for row in rows:
             for key in row:
@@ -236,14 +257,40 @@ def collection_parts(request: DataSubjectRequest, graph: DataMapGraph, *, langua
                     known.add(key)
         json_path, csv_path = package_paths(address)
         description = collection.description if _fits(collection.description, language) else ""
+        if store.type == "mamoru" and collection.name in MAMORU_TITLES:
+            description = str(MAMORU_TITLES[collection.name])
         part = CollectionPart(
             address=address, store_key=store.key, store_name=store.name or store.key, store_type=store.type,
             name=collection.name, title=description or collection.name, columns=columns, rows=rows,
             json_path=json_path, csv_path=csv_path, spec=collection,
         )
-        part.shown = [[display_value(row.get(c.name)) for c in columns] for row in rows[:_html_rows()]]
+        shown = rows[:_html_rows()]
+        if store.type == "mamoru" and collection.name == "consent":
+            shown = _consent_readable(shown, language)
+        part.shown = [[display_value(row.get(c.name)) for c in columns] for row in shown]
         parts.append(part)
     return parts
+
+
+def _consent_readable(rows: list[dict], language: str) -> list[dict]:
+    """Consent rows for the summary: the purpose's name and the choice in the person's language."""
+    names: dict[str, str] = {}
+    if apps.is_installed("consent"):
+        try:
+            purpose_model = apps.get_model("consent", "Purpose")
+        except LookupError:
+            purpose_model = None
+        if purpose_model is not None:
+            codes = {str(r.get("purpose")) for r in rows}
+            for purpose in purpose_model.objects.filter(code__in=codes).select_related("current_version"):
+                if purpose.current_version is not None:
+                    names[purpose.code] = purpose.current_version.name(language)
+    readable = []
+    for row in rows:
+        state = CONSENT_STATES.get(str(row.get("state")))
+        readable.append({**row, "purpose": names.get(str(row.get("purpose")), row.get("purpose")),
+                         "state": str(state) if state is not None else row.get("state")})
+    return readable
 
 
 def _html_rows() -> int:
@@ -339,7 +386,7 @@ def art15_information(request: DataSubjectRequest, parts: list[CollectionPart], 
                 categories[f.category] = category_label(f.category)
             if f.retention or f.legal_basis:
                 retention.append({"collection": part.address, "field": f.name,
-                                  "label": field_label(f, package_language(request)),
+                                  "label": field_label(f, package_language(request), store_type=part.store_type),
                                   "retention": f.retention, "legal_basis": f.legal_basis})
         sources.append({"collection": part.address, "store": part.store_name, "description": part.title})
         if part.store_type == "http" and not any(r["store"] == part.store_key for r in recipients):
@@ -385,6 +432,8 @@ def _retention_rows(info: dict, parts: list[CollectionPart], language: str) -> l
     rows = []
     for item in info["retention"]:
         basis = item["legal_basis"]
+        if not item["retention"] and not _fits(basis, language):
+            continue  # nothing to say in the person's language (manifest.json has it)
         if basis and not _fits(basis, language):
             basis = gettext("kept to meet a legal obligation")
         rows.append({"label": item["label"], "where": titles.get(item["collection"], item["collection"]),

@@ -92,7 +92,7 @@ class MamoruConnector(BaseConnector):
                     "id": str(state.pk),
                     "purpose": getattr(purpose, "code", str(purpose)) if purpose is not None else "",
                     "state": str(getattr(state, "state", getattr(state, "status", ""))),
-                    "updated_at": str(getattr(state, "updated_at", "") or ""),
+                    "updated_at": getattr(state, "updated_at", None) or getattr(state, "occurred_at", None),
                 }
         else:
             raise StoreError(f"the mamoru store has no collection {collection.name!r}")

@@ -233,8 +233,10 @@ def _check_package(files: dict[str, bytes], *, offset: str, local_created: str):
     assert sorted(r["name"] for r in info["recipients"]) == sorted(["配信代行株式会社", "ヤマト運輸"])
     assert {s["collection"] for s in info["sources"]} == {
         "shop.customers", "shop.orders", "crm.tickets", "mamoru.profile", "mamoru.identities", "mamoru.consent"}
-    for absent in ("AdNetwork Ltd", "Clinic Partner", "Health research", "健康研究", "広告配信", "Personalised ads"):
-        assert absent not in html
+    assert "AdNetwork Ltd" not in html and "Clinic Partner" not in html
+    processing = html.split('<section id="processing">')[1].split("</section>")[0]
+    for absent in ("Health research", "健康研究", "広告配信", "Personalised ads"):
+        assert absent not in processing  # (the refusal itself is in the consent table: it is their data)
     sections = html.split("<h3>")
     recipients = next(s for s in sections if "配信代行株式会社" in s and "ヤマト運輸" in s)
     assert "Newsletter Processor GmbH" not in recipients  # no data of the person there
