@@ -129,13 +129,19 @@ def _signature(record: dict) -> str:
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
-def heads_export(*, now: dt.datetime | None = None) -> list[dict]:
-    """Append the current head of every registered chain (one signed JSON line each)."""
+def heads_export(*, now: dt.datetime | None = None, accepted: str = "") -> list[dict]:
+    """Append the current head of every registered chain (one signed JSON line each).
+
+    ``accepted`` (a reason, e.g. "restored the 2026-11-30 backup, ticket 812") marks heads a person
+    accepted although they do not extend the previous export; the newest line per head counts.
+    """
     now = now or timezone.now()
     lines = []
     for name, chain in chains.items():
         for head in chain.heads():
             record = {"chain": name, **head.as_dict(), "exported_at": now.isoformat()}
+            if accepted:
+                record["accepted"] = accepted[:300]
             record["sig"] = _signature(record)
             lines.append(record)
     if not lines:

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from audit.verification import chains_verify
+from audit.verification import chains_verify, heads_export
 
 
 class Command(BaseCommand):
@@ -21,10 +21,19 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
         parser.add_argument("--no-export", action="store_true", help="Do not append the heads afterwards.")
         parser.add_argument("--no-mail", action="store_true", help="Do not e-mail the DPO group on a break.")
+        parser.add_argument(
+            "--accept-heads", metavar="REASON", default="",
+            help="After the run, export the current heads even if they do not extend the last export "
+                 "(after restoring a backup); the reason is kept in the signed line.",
+        )
 
-    def handle(self, *args, full=False, json=False, no_export=False, no_mail=False, **options):  # noqa: A002
+    def handle(self, *args, full=False, json=False, no_export=False, no_mail=False, accept_heads="",
+               **options):  # noqa: A002
         summary = chains_verify(full=full, export=not no_export, notify=not no_mail)
         run = summary.run
+        if accept_heads.strip():
+            heads_export(accepted=accept_heads.strip())
+            self.stderr.write(f"current heads exported as accepted: {accept_heads.strip()}")
         if json:
             self.stdout.write(_dumps({
                 "ok": run.ok, "full": run.full, "checked": run.checked, "started_at": run.started_at.isoformat(),
