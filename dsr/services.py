@@ -304,6 +304,8 @@ def dsr_request_deny(*, request: DataSubjectRequest, actor, reason: str) -> Data
         change_record(actor=actor, obj=request, action=UPDATE, fields=["status", "rejection_reason"], note="rejected")
         transaction.on_commit(lambda: mail_subject(request=request, template="rejected", reason=reason.strip(),
                                                    type_label=_type_label(request)))
+        # After the mail (it needs the e-mail address): files deleted, data key shredded.
+        _data_destroy_on_commit(request)
     return request
 
 
@@ -370,11 +372,15 @@ def request_complete(*, request: DataSubjectRequest) -> None:
     now = timezone.now()
     tasks = list(request.tasks.all())
     summary: dict = {}
+    nodes = _plan_nodes(request)
     for task in tasks:
-        phase = summary.setdefault(task.phase, {"nodes": 0, "rows_found": 0, "rows_changed": 0})
+        phase = summary.setdefault(task.phase, {"nodes": 0, "rows_found": 0, "rows_changed": 0, "categories": []})
         phase["nodes"] += 1
         phase["rows_found"] += task.rows_found or 0
         phase["rows_changed"] += task.rows_changed or 0
+        if task.rows_found and task.node in nodes:
+            phase["categories"] = sorted(set(phase["categories"]) | nodes[task.node])
+    # Counts and categories only: what the record keeps once the request's data is destroyed.
     request.summary = summary
     request.status = RequestStatus.COMPLETED
     request.completed_at = now
@@ -398,6 +404,85 @@ def request_complete(*, request: DataSubjectRequest) -> None:
         )
 
     transaction.on_commit(notify)
+    # After the mail: erasure, rectification and consent requests lose their files and data key
+    # now; access and portability requests keep the package (and the key) until the link expires.
+    _data_destroy_on_commit(request)
+    if request.request_type == RequestType.ERASURE:
+        _subject_copies_destroy_on_commit(request)
+
+
+def _plan_nodes(request: DataSubjectRequest) -> dict[str, set[str]]:
+    """Collection address -> the data categories of its fields, from the request's plan snapshot."""
+    out: dict[str, set[str]] = {}
+    for store in (request.plan or {}).get("stores", []):
+        for collection in store.get("collections", []):
+            address = f"{collection.get('store') or store.get('key')}.{collection.get('name')}"
+            out[address] = {f["category"] for f in collection.get("fields", []) if f.get("category")}
+    return out
+
+
+def _keeps_package(request: DataSubjectRequest) -> bool:
+    return request.status == RequestStatus.COMPLETED and request.request_type in {
+        RequestType.ACCESS, RequestType.PORTABILITY}
+
+
+def request_data_destroy(*, request: DataSubjectRequest) -> None:
+    """Destroy what a closed request fetched: its files and data key, or, for an access request
+    whose package is still offered, the access-phase files only (the package goes at expiry).
+
+    Idempotent. With the key go the request's encrypted columns (e-mail, details, identity seeds,
+    masking key); the record keeps dates, statuses, counts and categories.
+    """
+    from dsr import files
+    from dsr.package import PACKAGE_NAME
+
+    if _keeps_package(request) and not _package_gone(request):
+        removed = files.request_files_remove(request.id, keep={PACKAGE_NAME})
+        if removed:
+            event_add(request, "data_destroyed", f"{removed} access-phase result files deleted "
+                      "(the package and its key are destroyed when the link expires)")
+        return
+    if _data_key_live(request.data_key_id):
+        files.request_data_destroy(request_id=request.id, dek_id=request.data_key_id)
+        event_add(request, "data_destroyed", "request files deleted and data key destroyed "
+                  "(counts and categories kept)")
+    else:
+        files.request_dir_remove(request.id)
+
+
+def _package_gone(request: DataSubjectRequest) -> bool:
+    from dsr.models import AccessPackage
+
+    package = AccessPackage.objects.filter(request=request).first()
+    return package is None or package.deleted_at is not None or package.expires_at <= timezone.now()
+
+
+def _data_key_live(dek_id) -> bool:
+    from governance.crypto.models import DataKey
+
+    return DataKey.objects.filter(id=dek_id, destroyed_at=None).exists()
+
+
+def _data_destroy_on_commit(request: DataSubjectRequest) -> None:
+    # robust: a failure is logged, not raised; dsr_request_data_sweep (daily) finishes the job.
+    transaction.on_commit(lambda: request_data_destroy(request=request), robust=True)
+
+
+def _subject_copies_destroy_on_commit(request: DataSubjectRequest) -> None:
+    """An erasure also destroys what earlier, closed requests of the same person still hold (an
+    access package not yet downloaded, the e-mail address under their keys)."""
+    from dsr.models import AccessPackage
+
+    def destroy() -> None:
+        same = DataSubjectRequest.objects.filter(workspace_id=request.workspace_id, email_index=request.email_index)
+        if request.profile_id:
+            same = same | DataSubjectRequest.objects.filter(profile_id=request.profile_id)
+        now = timezone.now()
+        for other in same.exclude(pk=request.pk).filter(status__in=[RequestStatus.COMPLETED, RequestStatus.REJECTED]):
+            AccessPackage.objects.filter(request=other, deleted_at=None).update(deleted_at=now)
+            request_data_destroy(request=other)
+
+    transaction.on_commit(destroy, robust=True)
 
 
 def dsr_deadline_reminders(*, within_days: int | None = None) -> int:
@@ -423,20 +508,50 @@ def dsr_deadline_reminders(*, within_days: int | None = None) -> int:
 
 
 def dsr_packages_expire(*, now=None) -> int:
-    """Delete the files of access packages whose link has expired (the record stays)."""
-    import os
-
+    """Shred access packages whose link has expired: the request's files deleted and its data key
+    destroyed (the record stays, with counts and categories)."""
     from dsr.models import AccessPackage
 
     now = now or timezone.now()
     count = 0
-    for package in AccessPackage.objects.filter(deleted_at=None, expires_at__lte=now):
-        if os.path.exists(package.path):
-            os.remove(package.path)
-        AccessPackage.objects.filter(pk=package.pk).update(deleted_at=now)
-        event_add(package.request, "package_expired", "access package file deleted after the link expired")
+    for package in AccessPackage.objects.filter(deleted_at=None, expires_at__lte=now).select_related("request"):
+        with transaction.atomic():
+            if not AccessPackage.objects.filter(pk=package.pk, deleted_at=None).update(deleted_at=now):
+                continue
+            event_add(package.request, "package_expired", "access package deleted after the link expired")
+        # Nothing to roll back: the link has expired either way.
+        request_data_destroy(request=package.request)
         count += 1
     return count
+
+
+def dsr_request_data_sweep() -> int:
+    """Finish destruction that did not run at closing time (the process stopped after the commit);
+    return how many requests were cleaned. Run daily with the records purge."""
+    from governance.crypto.models import DataKey
+
+    closed = DataSubjectRequest.objects.filter(
+        status__in=[RequestStatus.COMPLETED, RequestStatus.REJECTED]).only("id", "data_key_id", "status",
+                                                                           "request_type")
+    count = 0
+    batch: list[DataSubjectRequest] = []
+
+    def flush() -> int:
+        live = set(DataKey.objects.filter(id__in=[r.data_key_id for r in batch], destroyed_at=None)
+                   .values_list("id", flat=True))
+        done = 0
+        for request in batch:
+            if request.data_key_id in live:
+                request_data_destroy(request=request)
+                done += 1
+        batch.clear()
+        return done
+
+    for request in closed.iterator(chunk_size=500):
+        batch.append(request)
+        if len(batch) >= 500:
+            count += flush()
+    return count + flush()
 
 
 def dsr_records_purge(*, now=None) -> int:
@@ -445,6 +560,7 @@ def dsr_records_purge(*, now=None) -> int:
 
     now = now or timezone.now()
     dsr_packages_expire(now=now)
+    dsr_request_data_sweep()
     expired = list(DataSubjectRequest.objects.filter(keep_until__lte=now))
     for request in expired:
         with transaction.atomic():
