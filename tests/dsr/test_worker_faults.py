@@ -6,7 +6,7 @@ import io
 import json
 import time
 import zipfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -113,3 +113,61 @@ def test_store_down_past_budget_needs_attention(live_worker, workspaces, mailout
     dsr_request_retry(request=request, actor=None)
     request = _wait(request, timeout=60)
     assert request.status == RequestStatus.COMPLETED, request.attention_reason
+
+
+def test_sigkill_mid_node_is_taken_over_when_the_lease_expires(live_worker, workspaces, mailoutbox, sqlite_stores,
+                                                               settings, monkeypatch):
+    """Finding 8: a killed worker's node used to wait 600 s for the watchdog. With leases the node
+    is handed on once its lease runs out (no heartbeat), while a live worker's long node is not."""
+    lease, beat = 6, 1
+    for name, value in (("MAMORU_DSR_LEASE_SECONDS", lease), ("MAMORU_DSR_HEARTBEAT_SECONDS", beat)):
+        monkeypatch.setenv(name, str(value))
+        setattr(settings, name, value)
+    live_worker.restart()  # with the lease settings
+    from dsr import demo
+    from governance.datamap.services import datamap_load_text
+
+    text = demo.datamap_yaml(shop_url=sqlite_stores.shop_url, crm_url=sqlite_stores.crm_url,
+                             mailing_url=sqlite_stores.mailing_url, token="test-token", attempts=3, backoff=0.2)
+    assert "timeout: 5\n" in text
+    datamap_load_text(text=text.replace("timeout: 5\n", "timeout: 30\n"), filename="t.yaml", prune=True)
+    subject_profile(workspaces[0])
+    app = sqlite_stores.mailing
+    app.delay_seconds = 12  # the lookup answers after 12 s: longer than the lease
+    request = _submit(workspaces[0], mailoutbox, "erasure")
+    task = _wait_task(request, "access", "mailing.members", TaskStatus.RUNNING)
+    first_expiry = task.lease_expires_at
+    # given a node running longer than its lease on a live worker: heartbeats keep it there
+    started = time.monotonic()
+    while time.monotonic() - started < lease + 2:
+        assert watchdog_run() == 0
+        time.sleep(0.5)
+    task.refresh_from_db()
+    assert task.status == TaskStatus.RUNNING and task.attempts == 1
+    assert task.lease_expires_at > first_expiry  # renewed
+    # when the worker is SIGKILLed mid-node and a new one starts
+    from django.utils import timezone
+
+    live_worker.kill()
+    killed_at = timezone.now()
+    app.delay_seconds = 0
+    live_worker.start()
+    deadline = time.monotonic() + 90  # a safety net only; the bench records the time
+    while time.monotonic() < deadline:
+        watchdog_run()  # what beat does every 15 s
+        task.refresh_from_db()
+        if task.status == TaskStatus.DONE:
+            break
+        time.sleep(0.5)
+    # then the node was taken over because its lease expired — not by the 600 s node timeout
+    assert task.status == TaskStatus.DONE and task.attempts == 2
+    event = request.events.get(kind="node_requeued")
+    assert event.data["reason"] == "lease_expired" and event.data["lease_seconds"] == lease
+    expired = datetime.fromisoformat(event.data["lease_expired_at"])
+    detected = datetime.fromisoformat(event.data["detected_at"])
+    assert killed_at - timedelta(seconds=beat + 1) < expired <= detected
+    assert expired - killed_at <= timedelta(seconds=lease)
+    assert detected - killed_at < timedelta(seconds=settings.MAMORU_DSR_NODE_TIMEOUT_SECONDS)
+    request = _wait(request)
+    assert request.status == RequestStatus.COMPLETED, request.attention_reason
+    assert "subject.person@example.com" not in [m["email"] for m in app.all_members()]
