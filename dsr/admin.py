@@ -16,6 +16,7 @@ from dsr.models import (
     DataSubjectRequest,
     RequestEvent,
     RequestTask,
+    StaffMailPreference,
     WorkspaceDsrPolicy,
 )
 from dsr.selectors import dsr_request_progress
@@ -69,6 +70,14 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     readonly_fields = fields
     inlines = [RequestTaskInline, RequestEventInline]
     actions = ["approve", "deny", "extend", "retry"]
+
+    def get_fields(self, request, obj=None):
+        # A request that needs attention says why first, above everything else.
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and obj.attention_reason and "attention_reason" in fields:
+            fields.remove("attention_reason")
+            fields.insert(0, "attention_reason")
+        return fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(workspace__in=workspaces_visible_to(request.user))
@@ -181,3 +190,8 @@ class AccessPackageAdmin(admin.ModelAdmin):
 @admin.register(WorkspaceDsrPolicy)
 class WorkspaceDsrPolicyAdmin(admin.ModelAdmin):
     list_display = ("workspace", "request_type", "requires_approval")
+
+
+@admin.register(StaffMailPreference)
+class StaffMailPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("user", "language")

@@ -35,7 +35,7 @@ def _dpos() -> None:
 
 @pytest.mark.parametrize("failing", ["crm_unreachable", "mailing_down"])
 def test_other_stores_finish_and_only_the_failed_store_is_reported(workspaces, mailoutbox, sqlite_stores,
-                                                                     failing):
+                                                                     failing, admin_client):
     stores = sqlite_stores
     crm_url = UNREACHABLE if failing == "crm_unreachable" else stores.crm_url
     text = demo.datamap_yaml(shop_url=stores.shop_url, crm_url=crm_url, mailing_url=stores.mailing_url,
@@ -80,3 +80,7 @@ def test_other_stores_finish_and_only_the_failed_store_is_reported(workspaces, m
     assert short in by_to["dpo-ja@example.com"].subject and "対応が必要" in by_to["dpo-ja@example.com"].subject
     assert failed[0] in by_to["dpo-ja@example.com"].body
     assert "subject.person@example.com" not in by_to["dpo-en@example.com"].body
+    # the admin request page opens with the reasons
+    page = admin_client.get(f"/admin/dsr/datasubjectrequest/{request.pk}/change/").content.decode()
+    assert failed[0] in page
+    assert page.index("field-attention_reason") < page.index("field-workspace")
