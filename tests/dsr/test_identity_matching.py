@@ -360,3 +360,47 @@ def test_consent_api_accepts_an_internationalised_identity(server):  # noqa: F81
     check = server.get("/api/v1/consent/check", {"identity_kind": "email", "identity_value": "STANISŁAW.WÓJCIK@wp.pl",
                                                  "purpose": "marketing_email"})
     assert check.status_code == 200 and check.json()["allowed"] is True, check.content
+
+
+def test_profile_phone_finds_every_format_and_erasure_leaves_the_neighbour(workspaces, mailoutbox, tmp_path):
+    """A profile's phone (E.164) erases the number stored national, international and full-width."""
+    from governance.datamap.services import datamap_load_text
+    from governance.subjects.services import IdentityInput, profile_upsert
+
+    url = f"sqlite:///{tmp_path / 'sms.sqlite3'}"
+    engine = sa.create_engine(url)
+    table = sa.Table("contacts", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("phone", sa.String(40)), sa.Column("note", sa.String(100)))
+    table.metadata.create_all(engine)
+    stored = ["090-1234-5678", " +81 90 1234 5678", "０９０１２３４５６７８", "090-1234-5679", "+1 201-555-0123"]
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "phone": p, "note": "n"} for i, p in enumerate(stored, start=1)])
+    datamap_load_text(text=f"""
+version: 1
+stores:
+  sms:
+    type: sql
+    connection: {{url: "{url}"}}
+    collections:
+      contacts:
+        fields:
+          id: {{primary_key: true}}
+          phone: {{category: user.contact.phone_number, identity: phone, strategy: delete_row}}
+          note: {{category: system.operations}}
+""", filename="sms.yaml", prune=True)
+    profile_upsert(workspace=workspaces[0], jurisdiction="JP", identities=[
+        IdentityInput("email", "sms.person@example.jp"), IdentityInput("phone", "090-1234-5678")])
+    access = submit_verified(workspaces[0], mailoutbox, "access", email="sms.person@example.jp")
+    run_inline(access)
+    access.refresh_from_db()
+    assert access.status == RequestStatus.COMPLETED, access.attention_reason
+    assert ids(_rows(_package(access), "sms/contacts.json")) == [1, 2, 3]
+    erasure = submit_verified(workspaces[0], mailoutbox, "erasure", email="sms.person@example.jp")
+    run_inline(erasure)
+    erasure.refresh_from_db()
+    assert erasure.status == RequestStatus.COMPLETED, erasure.attention_reason
+    with engine.connect() as conn:
+        left = [r.phone for r in conn.execute(sa.select(table.c.phone).order_by(table.c.id))]
+    engine.dispose()
+    engines_dispose()
+    assert left == ["090-1234-5679", "+1 201-555-0123"]
