@@ -119,15 +119,22 @@ def request_details(request: DataSubjectRequest) -> dict:
 
 
 def _seeds_for(request: DataSubjectRequest) -> dict[str, list[str]]:
-    """The identities to search with: the verified e-mail plus the profile's known identities."""
+    """The identities to search with: the verified e-mail plus the profile's known identities.
+
+    E-mails as the person typed them and in canonical form (lower case, Unicode domain); the
+    connectors search every form a store may hold (docs/datamap.md, "Identity matching").
+    """
+    from governance.subjects.identities import email_fold
+
     seeds: dict[str, set] = defaultdict(set)
     email = (request.email or "").strip()
-    seeds["email"].update({email, email.lower()})
+    if email:
+        seeds["email"].update({email, email_fold(email)})
     if request.profile_id:
         for identity in request.profile.identities.all():
             key = identity.kind + (f":{identity.namespace}" if identity.namespace else "")
             if identity.value:
-                seeds[key].add(identity.value)
+                seeds[key].add(email_fold(identity.value) if identity.kind == "email" else identity.value)
     return {k: sorted(v) for k, v in seeds.items() if v}
 
 
