@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import unicodedata
 from datetime import timedelta
@@ -443,11 +444,37 @@ def request_data_destroy(*, request: DataSubjectRequest) -> None:
                       "(the package and its key are destroyed when the link expires)")
         return
     if _data_key_live(request.data_key_id):
+        _free_text_scrub(request)  # while the identity seeds can still be read
         files.request_data_destroy(request_id=request.id, dek_id=request.data_key_id)
         event_add(request, "data_destroyed", "request files deleted and data key destroyed "
                   "(counts and categories kept)")
     else:
         files.request_dir_remove(request.id)
+
+
+def _free_text_scrub(request: DataSubjectRequest) -> None:
+    """Take the person's e-mail addresses and phone numbers out of the free text the record keeps
+    (node errors, the attention reason, timeline messages): a store's error message may quote a
+    value. What stays is ``[redacted]`` in its place."""
+    from governance.logredact import REDACTED, redact_text
+
+    seeds = json.loads(request.seeds) if request.seeds else {}
+    values = {v for kind, vs in seeds.items() if kind.split(":")[0] in {"email", "phone"} for v in vs}
+    values |= {request.email} if request.email else set()
+    values = {v for v in values if len(v) >= 5}
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)), re.IGNORECASE)
+
+    def scrub(text: str) -> str:
+        return redact_text(pattern.sub(REDACTED, text) if values else text)
+
+    for task in RequestTask.objects.filter(request=request).exclude(error=""):
+        if (clean := scrub(task.error)) != task.error:
+            RequestTask.objects.filter(pk=task.pk).update(error=clean)
+    for event in request.events.all():
+        if (clean := scrub(event.message)) != event.message:
+            type(event).objects.filter(pk=event.pk).update(message=clean)
+    if request.attention_reason and (clean := scrub(request.attention_reason)) != request.attention_reason:
+        DataSubjectRequest.objects.filter(pk=request.pk).update(attention_reason=clean)
 
 
 def _package_gone(request: DataSubjectRequest) -> bool:
