@@ -130,8 +130,10 @@ def _seeds_for(request: DataSubjectRequest) -> dict[str, list[str]]:
     email = (request.email or "").strip()
     if email:
         seeds["email"].update({email, email_fold(email)})
-    if request.profile_id:
-        for identity in request.profile.identities.all():
+    from dsr.coverage import request_profiles
+
+    for profile in request_profiles(request=request):
+        for identity in profile.identities.all():
             key = identity.kind + (f":{identity.namespace}" if identity.namespace else "")
             if identity.value:
                 seeds[key].add(email_fold(identity.value) if identity.kind == "email" else identity.value)

@@ -56,6 +56,8 @@ class DataSubjectRequest(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey("subjects.Workspace", on_delete=models.PROTECT, related_name="dsr_requests")
+    # Filed without choosing a brand: searches the stores of every workspace (docs/portal.md).
+    all_workspaces = models.BooleanField(_("covers every workspace"), default=False)
     request_type = models.CharField(_("type"), max_length=24, choices=RequestType.choices)
     status = models.CharField(_("status"), max_length=24, choices=RequestStatus.choices,
                               default=RequestStatus.RECEIVED, db_index=True)

@@ -125,8 +125,13 @@ def _send_code(request: DataSubjectRequest) -> None:
 def dsr_request_submit(
     *, workspace: Workspace, request_type: str, email: str, locale: str = "en",
     jurisdiction: str | None = None, channel: str = "portal", details: dict | None = None, actor=None,
+    all_workspaces: bool = False,
 ) -> DataSubjectRequest:
-    """Record a request and e-mail a confirmation code (the same whether or not we know the address)."""
+    """Record a request and e-mail a confirmation code (the same whether or not we know the address).
+
+    ``all_workspaces``: the person did not choose a brand; the request searches every workspace's
+    stores (``workspace`` then only sets the defaults: jurisdiction, approval policy).
+    """
     if request_type not in RequestType.values:
         raise DsrInvalid(f"{ERR_TYPE} Known: {', '.join(RequestType.values)}", code="unknown_request_type")
     if jurisdiction is not None and jurisdiction not in Jurisdiction.values:
@@ -139,7 +144,8 @@ def dsr_request_submit(
     now = timezone.now()
     with transaction.atomic():
         request = DataSubjectRequest(
-            workspace=workspace, request_type=request_type, status=RequestStatus.RECEIVED,
+            workspace=workspace, all_workspaces=all_workspaces, request_type=request_type,
+            status=RequestStatus.RECEIVED,
             jurisdiction=region, locale=_language(locale), channel=channel,
             data_key_id=envelope.data_key_create(owner="dsr.request"),
             email_index=blind_index(kind="dsr-email", value=normalized),
@@ -395,13 +401,17 @@ def request_complete(*, request: DataSubjectRequest) -> None:
     event_add(request, "completed", "request completed", data=summary)
     change_record(actor=None, obj=request, action=UPDATE, fields=["status"], note="completed")
 
+    from dsr.coverage import request_coverage
+
+    coverage = request_coverage(request=request)  # what was covered and kept, said in the mail
+
     def notify() -> None:
         url = access_package_url(request=request)
         package = getattr(request, "package", None)
         mail_subject(
             request=request, template="completed", url=url, type_label=_type_label(request),
             erased=request.request_type == RequestType.ERASURE,
-            expires=package.expires_at if url and package else None,
+            expires=package.expires_at if url and package else None, coverage=coverage,
         )
 
     transaction.on_commit(notify)
@@ -501,7 +511,9 @@ def _subject_copies_destroy_on_commit(request: DataSubjectRequest) -> None:
     from dsr.models import AccessPackage
 
     def destroy() -> None:
-        same = DataSubjectRequest.objects.filter(workspace_id=request.workspace_id, email_index=request.email_index)
+        same = DataSubjectRequest.objects.filter(email_index=request.email_index)
+        if not getattr(request, "all_workspaces", False):  # an erasure for one brand stays in its workspace
+            same = same.filter(workspace_id=request.workspace_id)
         if request.profile_id:
             same = same | DataSubjectRequest.objects.filter(profile_id=request.profile_id)
         now = timezone.now()

@@ -72,10 +72,17 @@ class MamoruConnector(BaseConnector):
             return None
         return Profile.objects.filter(pk=profile_id, status=ProfileStatus.ACTIVE).first()
 
+    def _profile_ids(self) -> set[str]:
+        """The subject's profiles: ``profile_ids`` (one per workspace the request covers)."""
+        ids = self.context.get("profile_ids") or [self.context.get("profile_id")]
+        return {str(i) for i in ids if i}
+
     def retrieve(self, collection: CollectionSpec, inputs: dict[str, list]) -> Iterator[dict]:
-        profile = self._profile()
-        if profile is None:
-            return
+        profiles = Profile.objects.filter(pk__in=self._profile_ids(), status=ProfileStatus.ACTIVE)
+        for profile in profiles.order_by("workspace_id", "id"):
+            yield from self._rows(collection, profile)
+
+    def _rows(self, collection: CollectionSpec, profile: Profile) -> Iterator[dict]:
         if collection.name == "profile":
             row = {"id": str(profile.id), "jurisdiction": profile.jurisdiction, "locale": profile.locale}
             row.update({name: getattr(profile, name) for name in SENSITIVE_PROFILE_FIELDS})
@@ -97,13 +104,6 @@ class MamoruConnector(BaseConnector):
         else:
             raise StoreError(f"the mamoru store has no collection {collection.name!r}")
 
-    def mask(self, collection: CollectionSpec, plans: Iterable) -> int:
-        plans = list(plans)
-        if collection.name != "profile" or not plans:
-            return 0
-        from governance.subjects.services import profile_shred
-
-        profile = Profile.objects.filter(pk=self.context.get("profile_id")).first()
     def retrieve_by_key(self, collection: CollectionSpec, rows: list[dict]) -> Iterator[dict]:
         """The subject's records as they are now (a shredded profile has none), by ``id``."""
         ids = {str(r.get("id")) for r in rows}
@@ -111,10 +111,18 @@ class MamoruConnector(BaseConnector):
             if str(row.get("id")) in ids:
                 yield row
 
-        if profile is None or profile.status == ProfileStatus.SHREDDED:
+    def mask(self, collection: CollectionSpec, plans: Iterable) -> int:
+        plans = list(plans)
+        if collection.name != "profile" or not plans:
             return 0
-        profile_shred(profile=profile, actor=None, reason=f"erasure request {self.context.get('request_id')}")
-        return 1
+        from governance.subjects.services import profile_shred
+
+        ids = {str(p.key.get("id")) for p in plans} & self._profile_ids()
+        shredded = 0
+        for profile in Profile.objects.filter(pk__in=ids).exclude(status=ProfileStatus.SHREDDED):
+            profile_shred(profile=profile, actor=None, reason=f"erasure request {self.context.get('request_id')}")
+            shredded += 1
+        return shredded
 
     def delete(self, collection: CollectionSpec, plans: Iterable) -> int:
         return self.mask(collection, plans)

@@ -30,7 +30,8 @@ CORRECTION_CATEGORIES = [
 class RequestForm(forms.Form):
     workspace = forms.ModelChoiceField(
         label=_("Service"), queryset=Workspace.objects.order_by("name"), to_field_name="slug",
-        empty_label=None,
+        required=False, empty_label=_("All our services"),
+        help_text=_("Not sure where your data is? Keep “All our services”: we then search every one."),
     )
     request_type = forms.ChoiceField(label=_("What would you like us to do?"), choices=PORTAL_TYPES,
                                      widget=forms.RadioSelect)
@@ -49,9 +50,12 @@ class RequestForm(forms.Form):
         help_text=_("Only for a correction request."),
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, brand: Workspace | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.fields["workspace"].queryset.count() == 1:
+        self.brand = brand
+        if brand is not None:
+            del self.fields["workspace"]  # a brand's own portal page: the request covers that brand
+        elif self.fields["workspace"].queryset.count() == 1:
             self.fields["workspace"].widget = forms.HiddenInput()
             self.fields["workspace"].initial = self.fields["workspace"].queryset.first().slug
 
@@ -72,6 +76,14 @@ class RequestForm(forms.Form):
             if not data.get("correction_value"):
                 self.add_error("correction_value", _("Give the correct value."))
         return data
+
+    def scope(self) -> tuple[Workspace, bool]:
+        """The request's workspace, and whether it covers every workspace (no brand chosen)."""
+        chosen = self.brand or self.cleaned_data.get("workspace")
+        if chosen is not None:
+            return chosen, False
+        # Every workspace: the first one created gives the defaults (jurisdiction, approval).
+        return Workspace.objects.order_by("created_at", "pk").first(), True
 
     def details(self) -> dict:
         data = self.cleaned_data

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
@@ -22,6 +22,7 @@ from dsr.portal.forms import RequestForm, VerifyForm
 from dsr.portal.ratelimit import client_key, rate_limit_exceeded
 from dsr.portal.rendering import render
 from governance.api.errors import DomainError
+from governance.subjects.models import Workspace
 
 TOKEN_SALT = "dsr.portal.request"
 TOKEN_MAX_AGE = 400 * 86400  # longer than any deadline plus the record-keeping of the status page
@@ -78,18 +79,26 @@ def too_many(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def request_new(request: HttpRequest) -> HttpResponse:
-    """Pick a request type, give an e-mail address; we send a code."""
+def request_new(request: HttpRequest, brand: str | None = None) -> HttpResponse:
+    """Pick a request type, give an e-mail address; we send a code.
+
+    On a brand's page (``/privacy/<slug>/request/``) the request covers that brand; on the general
+    page it covers every brand unless the person picks one.
+    """
     from dsr.services import dsr_request_submit
 
-    form = RequestForm(request.POST or None, initial={"request_type": request.GET.get("type")})
+    workspace = get_object_or_404(Workspace, slug=brand) if brand else None
+    form = RequestForm(request.POST or None, initial={"request_type": request.GET.get("type")}, brand=workspace)
     if request.method == "POST" and form.is_valid():
         if rate_limit_exceeded(scope="submit", key=client_key(request),
                                limit=_limit("MAMORU_PORTAL_SUBMITS_PER_HOUR", 10), window_seconds=3600):
             return too_many(request)
+        target, all_workspaces = form.scope()
         try:
+            if target is None:
+                raise DomainError(gettext("No service is set up yet."), code="no_workspace")
             req = dsr_request_submit(
-                workspace=form.cleaned_data["workspace"], request_type=form.cleaned_data["request_type"],
+                workspace=target, all_workspaces=all_workspaces, request_type=form.cleaned_data["request_type"],
                 email=form.cleaned_data["email"], locale=translation.get_language() or "en",
                 channel="portal", details=form.details(),
             )
@@ -97,7 +106,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, gettext("We could not accept this request: %(reason)s") % {"reason": exc.detail})
         else:
             return redirect("portal:verify", token=request_token(req))
-    return render(request, "portal/request_new.html", {"form": form})
+    return render(request, "portal/request_new.html", {"form": form, "brand": workspace,
+                                                        "brand_count": Workspace.objects.count()})
 
 
 @never_cache
@@ -130,6 +140,7 @@ def request_verify(request: HttpRequest, token: str) -> HttpResponse:
 
 @never_cache
 def request_status(request: HttpRequest, token: str) -> HttpResponse:
+    from dsr.coverage import request_coverage
     from dsr.selectors import access_package_url, dsr_request_progress, dsr_request_timeline
 
     req = request_from_token(token)
@@ -152,6 +163,8 @@ def request_status(request: HttpRequest, token: str) -> HttpResponse:
         # Without JavaScript, the page reloads itself while work is under way.
         "refresh_seconds": 5 if working else None,
         "status_url": reverse("portal:status", kwargs={"token": token}),
+        # Which brands and systems the request covers, what was kept and why (never silent).
+        "coverage": request_coverage(request=req),
     }
     return render(request, "portal/status.html", context)
 
@@ -168,5 +181,9 @@ def privacy_notice(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/notice.html", {"purposes": purposes, "catalogue": available})
 
 
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/home.html", {"types": RequestForm.base_fields["request_type"].choices})
+def home(request: HttpRequest, brand: str | None = None) -> HttpResponse:
+    workspace = get_object_or_404(Workspace, slug=brand) if brand else None
+    return render(request, "portal/home.html", {
+        "types": RequestForm.base_fields["request_type"].choices, "brand": workspace,
+        "brands": list(Workspace.objects.order_by("name")) if workspace is None else [],
+    })

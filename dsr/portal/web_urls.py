@@ -9,6 +9,9 @@ portal_patterns = [
     path("r/<str:token>/", views.request_status, name="status"),
     path("notice/", views.privacy_notice, name="notice"),
     path("assets/<str:name>", rendering.asset, name="asset"),
+    # A brand's own pages: its requests cover that brand (workspace slug).
+    path("<slug:brand>/", views.home, name="brand_home"),
+    path("<slug:brand>/request/", views.request_new, name="brand_request"),
 ]
 
 urlpatterns = [path("privacy/", include((portal_patterns, "portal")))]

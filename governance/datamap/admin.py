@@ -21,19 +21,26 @@ class CollectionInline(admin.TabularInline):
 class FieldInline(admin.TabularInline):
     model = Field
     fields = ("name", "category", "identity", "namespace", "primary_key", "references", "strategy",
-              "legal_basis")
+              "strategy_options", "legal_basis", "column")
+    readonly_fields = ("column",)
     extra = 0
 
 
 @admin.register(Store)
 class StoreAdmin(admin.ModelAdmin):
-    list_display = ("key", "name", "connector_type", "collection_count", "source_file", "loaded_at")
+    list_display = ("key", "name", "connector_type", "scope", "collection_count", "source_file", "loaded_at")
     search_fields = ("key", "name")
     list_filter = ("connector_type",)
     readonly_fields = ("graph", "source_file", "loaded_at")
     exclude = ("secrets", "data_key_id")
     inlines = [CollectionInline]
     change_list_template = "admin/datamap/store/change_list.html"
+
+    @admin.display(description=_("searched for"))
+    def scope(self, obj: Store) -> str:
+        if obj.workspaces and not obj.shared:
+            return ", ".join(obj.workspaces)
+        return str(_("every workspace (shared)")) if obj.shared else str(_("every workspace (not said)"))
 
     @admin.display(description=_("collections"))
     def collection_count(self, obj: Store) -> int:

@@ -92,6 +92,8 @@ class Field(models.Model):
     legal_basis = models.CharField(_("legal basis for retention"), max_length=300, blank=True, default="")
     retention = models.CharField(_("retention"), max_length=100, blank=True, default="")
     description = models.TextField(_("description"), blank=True, default="")
+    # Phone identity fields: the format the store keeps numbers in (spec.PHONE_FORMATS).
+    format = models.CharField(_("stored format"), max_length=32, blank=True, default="")
     # The live column when the map was loaded (kind, type, length, nullable); {} when not inspected.
     column = models.JSONField(_("live column"), default=dict, blank=True)
     position = models.PositiveIntegerField(default=0)
@@ -111,4 +113,5 @@ class Field(models.Model):
             primary_key=self.primary_key, references=list(self.references), strategy=self.strategy,
             strategy_options=dict(self.strategy_options), legal_basis=self.legal_basis,
             retention=self.retention, description=self.description, column=dict(self.column),
+            format=self.format,
         )

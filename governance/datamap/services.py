@@ -151,7 +151,7 @@ def _store_save(spec: StoreSpec, *, filename: str, actor) -> Store:
                     namespace=f.namespace, primary_key=f.primary_key, references=f.references,
                     strategy=f.strategy, strategy_options=f.strategy_options,
                     legal_basis=f.legal_basis, retention=f.retention, description=f.description,
-                    column=f.column, position=fpos,
+                    format=f.format, column=f.column, position=fpos,
                 )
                 for fpos, f in enumerate(cspec.fields)
             ]

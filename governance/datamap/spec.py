@@ -399,14 +399,15 @@ def scope_problems(stores: list[StoreSpec]) -> list[tuple[tuple, str]]:
                     target = by_key.get(str(ref).split(".", 1)[0])
                     if target is None or target.key == store.key or target.owners is None:
                         continue
-                    missing = sorted(target.owners - store.owners) if store.owners is not None else None
+                    # The workspaces whose requests search the referencing store but not the target.
+                    missing = sorted(store.owners - target.owners) if store.owners is not None else None
                     if missing is None or missing:
                         who = "every workspace" if missing is None else ", ".join(missing)
                         found.append((
                             ("stores", store.key, "collections", collection.name, "fields", f.name,
                              "references"),
                             f"reference {ref!r}: store {target.key!r} is owned by "
-                            f"{', '.join(sorted(target.owners))} but {store.key!r} is searched for {who}; "
-                            f"add those workspaces to {target.key}.workspaces or mark it 'shared: true'",
+                            f"{', '.join(sorted(target.owners))} but {store.key!r} is also searched for "
+                            f"{who}; add them to {target.key}.workspaces or mark it 'shared: true'",
                         ))
     return found
