@@ -25,6 +25,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from audit import services as audit_services
+from audit.freetext import freetext_mask
 from audit.models import AuditEntry, Outcome
 from audit.models_exports import AnomalyAlert, AnomalyKind, AnomalyRule, AuditExport
 from audit.reports import keyset
@@ -189,11 +190,12 @@ def alert_acknowledge(
             raise AlertAlreadyAcknowledged(ERR_ALREADY_ACKNOWLEDGED)
         locked.acknowledged_at = timezone.now()
         locked.acknowledged_by = actor
-        locked.acknowledge_note = note[:500]
+        locked.acknowledge_note = freetext_mask(note)[:500]  # full text: sealed in the audit entry
         locked.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledge_note"])
         audit_services.change_record(
             actor=actor, obj=locked, action=audit_services.UPDATE, request=request,
-            fields=["acknowledged_at", "acknowledged_by", "acknowledge_note"], note="anomaly alert acknowledged",
+            fields=["acknowledged_at", "acknowledged_by", "acknowledge_note"],
+            note=f"anomaly alert acknowledged: {note}" if note else "anomaly alert acknowledged",
         )
     return locked
 

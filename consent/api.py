@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.freetext import freetext_mask
 from consent.authentication import (
     SiteCredential,
     SiteKeyAuthentication,
@@ -200,7 +201,11 @@ class EventInSerializer(StrictSerializer):
     jurisdiction = serializers.ChoiceField(choices=["EU", "JP", "US-CA", "US", "OTHER"], required=False)
     tcf_string = StrictCharField(required=False, allow_blank=True, max_length=20000)
     gpp_string = StrictCharField(required=False, allow_blank=True, max_length=20000)
-    note = StrictCharField(required=False, allow_blank=True, max_length=300)
+    note = StrictCharField(required=False, allow_blank=True, max_length=300,
+                           help_text="Free text; e-mails, phone numbers and other personal data are masked.")
+
+    def validate_note(self, value: str) -> str:
+        return freetext_mask(value)  # no plaintext personal data in the event chain
 
 
 class EventBatchInSerializer(serializers.Serializer):
@@ -488,12 +493,12 @@ class CheckOutSerializer(serializers.Serializer):
 class CheckInSerializer(serializers.Serializer):
     """The check's fields as a JSON body (``POST /api/v1/consent/check``); all strings."""
 
-    purpose = serializers.CharField(max_length=64)
+    purpose = serializers.CharField()
     identity_kind = serializers.ChoiceField(choices=IdentityKind.choices, required=False)
-    identity_value = serializers.CharField(required=False, max_length=320)
-    identity_namespace = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    browser_id = serializers.CharField(required=False, max_length=128, help_text="Instead of identity_kind/value.")
-    workspace = serializers.SlugField(required=False, help_text="Workspace slug (staff callers).")
+    identity_value = serializers.CharField(required=False)
+    identity_namespace = serializers.CharField(required=False, allow_blank=True)
+    browser_id = serializers.CharField(required=False, allow_blank=True, help_text="Instead of identity_kind/value.")
+    workspace = serializers.CharField(required=False, allow_blank=True, help_text="Workspace slug (staff callers).")
 
 
 def _body_params(request) -> dict:

@@ -22,6 +22,12 @@ class ConsentConfig(AppConfig):
         profile_shredded.connect(receivers.on_profile_shredded, dispatch_uid="consent-shred")
         profile_merged.connect(receivers.on_profile_merged, dispatch_uid="consent-merge")
         check_request_enabled.connect(receivers.cors_allow_site_origin, dispatch_uid="consent-cors")
+        from audit.history import history_register
+        from consent.models import Purpose, PurposeVersion, WebhookEndpoint
+
+        for model in (Purpose, PurposeVersion, SiteKey, WebhookEndpoint):  # configuration history
+            history_register(model)
+        history_register(Site, m2m=("purposes",))
         for model in (SiteKey, Site, Workspace):
             for signal in (post_save, post_delete):
                 signal.connect(receivers.on_key_scope_changed, sender=model,

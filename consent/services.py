@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
+from audit.freetext import freetext_mask
 from audit.services import CREATE, UPDATE, change_record
 from consent.chain import chain_amend, chain_lock, chain_seal
 from consent.iab import InvalidSignalString, gpp_decode, tcf_decode
@@ -172,7 +173,10 @@ def site_key_create(*, site: Site, kind: str, actor=None) -> tuple[SiteKey, str]
 
 def site_key_revoke(*, key: SiteKey, actor=None) -> SiteKey:
     with transaction.atomic():
-        SiteKey.objects.filter(pk=key.pk, revoked_at=None).update(revoked_at=timezone.now())
+        locked = SiteKey.objects.select_for_update().get(pk=key.pk)
+        if locked.revoked_at is None:  # saved, not update()d: the configuration history records it
+            locked.revoked_at = timezone.now()
+            locked.save(update_fields=["revoked_at"])
         keys_revision_bump()
         key.refresh_from_db()
         change_record(actor=actor, obj=key, action=UPDATE, fields=["revoked_at"], note="revoked")
@@ -192,7 +196,8 @@ def site_key_rotate(*, key: SiteKey, grace: timedelta = timedelta(hours=24), act
             raise ConsentError("A revoked or expired key cannot be rotated; issue a new key instead.",
                                code="key_inactive")
         expires = now + grace if key.expires_at is None else min(key.expires_at, now + grace)
-        SiteKey.objects.filter(pk=key.pk).update(expires_at=expires)
+        key.expires_at = expires
+        key.save(update_fields=["expires_at"])  # saved: the configuration history records it
         keys_revision_bump()
         new_key, secret = site_key_create(site=key.site, kind=key.kind, actor=actor)
         change_record(actor=actor, obj=key, action=UPDATE, fields=["expires_at"], note="rotated")
@@ -621,13 +626,13 @@ def profile_restriction_set(
         )
         created = [
             ProcessingRestriction.objects.create(
-                profile=profile, purpose_code=code, reason=reason[:300],
+                profile=profile, purpose_code=code, reason=freetext_mask(reason)[:300],  # full text: audit entry
                 actor=actor if getattr(actor, "pk", None) else None,
             )
             for code in codes if code not in active
         ]
         change_record(actor=actor, obj=profile, action=UPDATE, fields=["consent_restrictions"],
-                      note=f"processing restricted: {', '.join(c or '*' for c in codes)}")
+                      note=f"processing restricted: {', '.join(c or '*' for c in codes)}" + (f"; {reason}" if reason else ""))
     return created
 
 

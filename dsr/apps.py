@@ -15,3 +15,7 @@ class DsrConfig(AppConfig):
 
         autoload()
         inspectors_register()  # strategies and live-schema checks for the data map loader
+        from audit.history import history_register
+        from dsr.models import WorkspaceDsrPolicy
+
+        history_register(WorkspaceDsrPolicy)  # configuration history

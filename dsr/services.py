@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from audit.freetext import freetext_mask
 from audit.services import CREATE, UPDATE, change_record
 from dsr import deadlines
 from dsr.execution import dispatch, event_add, plan_create, plan_refresh, request_advance
@@ -303,12 +304,13 @@ def dsr_request_deny(*, request: DataSubjectRequest, actor, reason: str) -> Data
     with transaction.atomic():
         request = _locked(request, OPEN_STATUSES - {RequestStatus.RUNNING})
         request.status = RequestStatus.REJECTED
-        request.rejection_reason = reason.strip()
+        request.rejection_reason = freetext_mask(reason.strip())  # full text: sealed in the audit entry
         request.completed_at = timezone.now()
         request.keep_until = request.completed_at + relativedelta(months=_record_months())
         request.save()
         event_add(request, "rejected", "rejected with reasons (Art. 12(4))", actor=actor)
-        change_record(actor=actor, obj=request, action=UPDATE, fields=["status", "rejection_reason"], note="rejected")
+        change_record(actor=actor, obj=request, action=UPDATE, fields=["status", "rejection_reason"],
+                      note=f"rejected: {reason.strip()}")
         transaction.on_commit(lambda: mail_subject(request=request, template="rejected", reason=reason.strip(),
                                                    type_label=_type_label(request)))
         # After the mail (it needs the e-mail address): files deleted, data key shredded.
@@ -332,10 +334,11 @@ def dsr_request_extend(*, request: DataSubjectRequest, actor, reason: str) -> Da
                                     code="deadline_passed")
         request.due_at = deadlines.extended_due_at(jurisdiction=request.jurisdiction, due=request.due_at)
         request.extended_at = now
-        request.extension_reason = reason.strip()
+        request.extension_reason = freetext_mask(reason.strip())  # full text: sealed in the audit entry
         request.save(update_fields=["due_at", "extended_at", "extension_reason"])
         event_add(request, "extended", f"deadline extended to {request.due_at:%Y-%m-%d}", actor=actor)
-        change_record(actor=actor, obj=request, action=UPDATE, fields=["due_at", "extension_reason"], note="extended")
+        change_record(actor=actor, obj=request, action=UPDATE, fields=["due_at", "extension_reason"],
+                      note=f"extended: {reason.strip()}")
         due = request.due_at
         transaction.on_commit(lambda: mail_subject(request=request, template="extended", reason=reason.strip(),
                                                    due=due, type_label=_type_label(request)))

@@ -97,7 +97,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "audit.history.HistoryMiddleware",  # auditlog's middleware + the reason of a change
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -248,7 +248,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"JurisdictionEnum": "governance.subjects.models.Jurisdiction"},
+    "ENUM_NAME_OVERRIDES": {"JurisdictionEnum": "governance.subjects.models.Jurisdiction",
+                            "IdentityKindEnum": "governance.subjects.models.IdentityKind"},
 }
 
 # --- Celery ----------------------------------------------------------------------------------

@@ -7,3 +7,10 @@ class DatamapConfig(AppConfig):
     label = "datamap"
     verbose_name = _("Data map")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from audit.history import history_register
+        from governance.datamap.models import Collection, Field, Store
+
+        for model in (Store, Collection, Field):  # configuration history (store secrets masked)
+            history_register(model)

@@ -15,4 +15,8 @@ class PiiConfig(AppConfig):
         from governance.subjects.signals import profile_merged
 
         autodiscover()
+        from audit.freetext import freetext_masker_register
+        from governance.pii.freetext import freetext_mask_patterns
+
+        freetext_masker_register(freetext_mask_patterns)  # reasons and notes: masked before storing
         profile_merged.connect(findings_follow_merge, dispatch_uid="pii.findings_follow_merge")

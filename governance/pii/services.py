@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from audit.freetext import freetext_mask
 from audit.services import CREATE, UPDATE, change_record
 from governance.api.errors import DomainError
 from governance.crypto import envelope
@@ -209,11 +210,11 @@ def alert_acknowledge(*, alert: PiiAlert, actor, note: str = "") -> PiiAlert:
         alert.acknowledged_by = actor
         alert.acknowledged_at = timezone.now()
         if note:
-            alert.note = note
+            alert.note = freetext_mask(note)  # full text: sealed in the audit entry
         alert.save()
         change_record(actor=actor, obj=alert, action=UPDATE,
                       fields=["status", "acknowledged_by"] + (["note"] if note else []),
-                      note="alert acknowledged")
+                      note=f"alert acknowledged: {note}" if note else "alert acknowledged")
     return alert
 
 

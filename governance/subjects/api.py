@@ -125,6 +125,7 @@ class ProfileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return self.get_paginated_response(data)
 
     @extend_schema(
+        operation_id="profiles_search",
         summary="Search profiles by identity (masked); identities in the body, never in the URL",
         description=(
             "Same filters and answer as `GET /api/v1/profiles/`, with the filters in a JSON body so that "

@@ -6,3 +6,9 @@ class SubjectsConfig(AppConfig):
     name = "governance.subjects"
     label = "subjects"
     verbose_name = _("Data subjects")
+
+    def ready(self) -> None:
+        from audit.history import history_register
+        from governance.subjects.models import Workspace
+
+        history_register(Workspace)  # configuration history

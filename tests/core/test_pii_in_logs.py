@@ -105,3 +105,113 @@ def test_djangos_request_logging_holds_no_identity(logger_name):
     assert EMAIL not in out
     assert "identity_value=[redacted]&purpose=analytics HTTP/1.1" in out
     assert out.count("[redacted]") == 2
+
+
+# --- free text: reasons and notes -------------------------------------------------------------
+
+PHONE_TEXT = "090-1234-5678"
+REASON = f"Call from {EMAIL} ({PHONE_TEXT}) about ticket 4521"
+
+
+def _assert_protected(plain: str, sealed: dict | None) -> None:
+    from audit.freetext import freetext_reveal
+
+    assert EMAIL not in plain and PHONE_TEXT not in plain
+    assert "<EMAIL_ADDRESS>" in plain and "<PHONE_NUMBER>" in plain and "ticket 4521" in plain
+    assert freetext_reveal(sealed) == REASON
+
+
+def _row_text(model, pk) -> str:
+    import json
+
+    return json.dumps(list(model.objects.filter(pk=pk).values()), default=str)
+
+
+@pytest.mark.django_db
+def test_reveal_reasons_are_stored_masked_and_sealed(api_client, role_users, workspaces):
+    from audit.models import AuditEntry
+    from governance.subjects.services import IdentityInput, profile_upsert
+
+    profile = profile_upsert(workspace=workspaces[0], identities=[IdentityInput("email", "p@example.jp")],
+                             attributes={"full_name": "佐藤 花子"}, actor=None).profile
+    api_client.force_authenticate(role_users["dpo"])
+    # when: reveals through the API and through the admin, each with a reason holding an e-mail and phone
+    response = api_client.post(f"/api/v1/profiles/{profile.pk}/reveal/", {"fields": ["full_name"], "reason": REASON},
+                               format="json")
+    assert response.status_code == 200
+    from django.test import Client
+
+    admin = Client()
+    admin.force_login(role_users["dpo"])
+    assert admin.post(f"/admin/subjects/profile/{profile.pk}/reveal/",
+                      {"fields_to_reveal": ["full_name"], "reason": REASON}).status_code == 200
+    # then: both entries hold the masked text in the column and the full text only sealed
+    entries = [e for e in AuditEntry.objects.filter(object_pk=str(profile.pk)) if "ticket 4521" in e.reason]
+    assert len(entries) == 2
+    for entry in entries:
+        _assert_protected(entry.reason, entry.additional_data["reason_enc"])
+        assert EMAIL not in _row_text(AuditEntry, entry.pk)
+
+
+@pytest.mark.django_db
+def test_dsr_denial_reasons_are_stored_masked_and_sealed(api_client, role_users, workspaces):
+    from audit.models import AuditEntry
+    from dsr.models import DataSubjectRequest
+
+    created = api_client.post("/api/v1/dsr/requests", {"workspace": "shop-jp", "request_type": "access",
+                                                       "email": "someone@example.jp"}, format="json")
+    pk = created.json()["id"]
+    api_client.force_authenticate(role_users["dpo"])
+    response = api_client.post(f"/api/v1/dsr/requests/{pk}/deny", {"reason": REASON}, format="json")
+    assert response.status_code == 200
+    request = DataSubjectRequest.objects.get(pk=pk)
+    assert EMAIL not in request.rejection_reason and "<EMAIL_ADDRESS>" in request.rejection_reason
+    entry = AuditEntry.objects.filter(object_pk=str(pk), reason__startswith="rejected").get()
+    assert EMAIL not in entry.reason
+    from audit.freetext import freetext_reveal
+
+    assert freetext_reveal(entry.additional_data["reason_enc"]) == f"rejected: {REASON}"
+
+
+@pytest.mark.django_db
+def test_anomaly_acknowledgement_notes_are_stored_masked_and_sealed(api_client, role_users):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from audit.freetext import freetext_reveal
+    from audit.models import AnomalyAlert, AnomalyRule, AuditEntry
+
+    rule = AnomalyRule.objects.create(name="reads", kind="reads_per_hour", threshold=1)
+    now = timezone.now()
+    alert = AnomalyAlert.objects.create(rule=rule, kind=rule.kind, actor_label="x", window_start=now,
+                                        window_end=now + dt.timedelta(hours=1), count=5, threshold=1)
+    api_client.force_authenticate(role_users["dpo"])
+    response = api_client.post(f"/api/v1/audit/alerts/{alert.pk}/acknowledge", {"note": REASON}, format="json")
+    assert response.status_code == 200, response.content
+    alert.refresh_from_db()
+    assert EMAIL not in alert.acknowledge_note and "<EMAIL_ADDRESS>" in alert.acknowledge_note
+    entry = AuditEntry.objects.filter(object_pk=str(alert.pk), reason__startswith="anomaly").get()
+    assert EMAIL not in entry.reason
+    assert freetext_reveal(entry.additional_data["reason_enc"]) == f"anomaly alert acknowledged: {REASON}"
+
+
+@pytest.mark.django_db
+def test_consent_event_notes_hold_no_plaintext_pii(workspaces):
+    from rest_framework.test import APIClient
+
+    from consent.demo import purposes_seed
+    from consent.models import ConsentEvent, KeyKind, Site
+    from consent.services import site_key_create
+
+    purposes = purposes_seed()
+    site = Site.objects.create(workspace=workspaces[0], slug="shop", name="Shop")
+    site.purposes.set(purposes)
+    _key, secret = site_key_create(site=site, kind=KeyKind.SECRET)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    response = client.post("/api/v1/consent/events", {"browser_id": "browser-0001", "purpose": "analytics",
+                                                      "state": "given", "note": REASON}, format="json")
+    assert response.status_code in (200, 201), response.content
+    event = ConsentEvent.objects.get()
+    assert EMAIL not in event.note and "<EMAIL_ADDRESS>" in event.note and "ticket 4521" in event.note

@@ -1,0 +1,52 @@
+"""``{% audit_history object %}``: the configuration history of an admin object (its "History" page).
+
+Lists the change entries django-auditlog wrote for the object (before → after per field, many-to-many
+additions and removals, actor, reason). Reasons are shown masked; a user with the reveal permission
+may ask for the full text (``?reveal_reasons=1``), and that read is itself recorded.
+"""
+
+from __future__ import annotations
+
+from django import template
+from django.contrib.contenttypes.models import ContentType
+
+from audit.freetext import freetext_reveal, may_reveal_freetext
+from audit.models import AuditEntry
+
+register = template.Library()
+LIMIT = 200
+
+
+def _changes(entry: AuditEntry) -> list[dict]:
+    rows = []
+    for name, change in sorted((entry.changes_dict or {}).items()):
+        if isinstance(change, dict) and change.get("type") == "m2m":
+            rows.append({"field": name, "m2m": change.get("operation", ""), "objects": change.get("objects", [])})
+        elif isinstance(change, list | tuple) and len(change) == 2:
+            rows.append({"field": name, "before": change[0], "after": change[1]})
+    return rows
+
+
+@register.inclusion_tag("admin/audit/history_entries.html", takes_context=True)
+def audit_history(context, obj) -> dict:
+    request = context["request"]
+    entries = list(
+        AuditEntry.objects.filter(content_type=ContentType.objects.get_for_model(obj), object_pk=str(obj.pk))
+        .exclude(action=AuditEntry.Action.ACCESS).select_related("actor").order_by("-seq")[:LIMIT]
+    )
+    sealed = [e for e in entries if (e.additional_data or {}).get("reason_enc")]
+    may_reveal = bool(sealed) and may_reveal_freetext(request.user)
+    reveal = may_reveal and request.GET.get("reveal_reasons") == "1"
+    full = {}
+    if reveal:
+        from audit.services import access_record_many
+
+        full = {e.pk: freetext_reveal(e.additional_data["reason_enc"]) for e in sealed}
+        access_record_many(actor=request.user, objs=sealed, fields=["reason"], reason="configuration history",
+                           request=request, via="admin:history")
+    rows = [
+        {"entry": e, "action": e.get_action_display(), "actor": e.actor_email or (e.actor and str(e.actor)) or "",
+         "changes": _changes(e), "reason": full.get(e.pk) or e.reason, "revealed": e.pk in full}
+        for e in entries
+    ]
+    return {"rows": rows, "may_reveal": may_reveal and not reveal, "limit": LIMIT}
