@@ -187,18 +187,20 @@ def _heads_create(connection, partitions: int) -> None:
     )
 
 
-def _lock_postgresql(cursor, connection, count: int) -> tuple[int, int, str, list[int]]:
+def _lock_postgresql(cursor, connection, count: int, prefix: str = "") -> tuple[int, int, str, list[int]]:
     table = _head_table(connection)
     partitions = chain_partitions(connection)
     preferred = os.getpid() % partitions  # each process starts at its own partition
     # One round trip: lock any free head (skipping the ones other writers hold), then draw the
     # global numbers while it is held, so they increase along the partition chain.
     cursor.execute(
-        f"WITH h AS MATERIALIZED (SELECT id, seq, hash FROM {table} WHERE id BETWEEN 1 AND %s "  # noqa: S608
+        f"{prefix}WITH h AS MATERIALIZED (SELECT id, seq, hash FROM {table} WHERE id BETWEEN 1 AND %s "  # noqa: S608
         f"ORDER BY (id - 1 + %s) %% %s LIMIT 1 FOR UPDATE SKIP LOCKED) "
         f"SELECT h.id, h.seq, h.hash, nextval('{SEQUENCE}') FROM h, generate_series(1, %s)",
         [partitions, partitions - preferred, partitions, count],
     )
+    while prefix and cursor.description is None and cursor.nextset():
+        pass  # skip the results of the prefixed statements (BEGIN, SET LOCAL)
     rows = cursor.fetchall()
     if not rows:
         # Every head is busy (or not created yet): wait for our own.
@@ -213,7 +215,7 @@ def _lock_postgresql(cursor, connection, count: int) -> tuple[int, int, str, lis
     return part, pseq, prev, sorted(seqs)
 
 
-def _lock_single(cursor, connection, count: int) -> tuple[int, int, str, list[int]]:
+def _lock_single(cursor, connection, count: int, prefix: str = "") -> tuple[int, int, str, list[int]]:
     table = _head_table(connection)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     cursor.execute(f"SELECT seq, hash FROM {table} WHERE id = 1{lock}")  # noqa: S608 - constant
@@ -229,33 +231,48 @@ def _lock_single(cursor, connection, count: int) -> tuple[int, int, str, list[in
     return 1, row[0], row[1], list(range(top + 1, top + count + 1))
 
 
-def chain_seal(entries: list[AuditEntry], *, using: str | None = None) -> None:
+def chain_seal(entries: list[AuditEntry], *, using: str | None = None,
+               defer_head: bool = False) -> tuple[str, list] | None:
     """Give unsaved entries their chain place and hashes; the caller inserts them, unchanged, in
-    the same transaction. Locks one partition head (any free one on PostgreSQL) until commit."""
+    the same transaction. Locks one partition head (any free one on PostgreSQL) until commit.
+
+    With ``defer_head`` the head's UPDATE is returned as ``(sql, params)`` instead of executed, for
+    the caller to run in the same transaction (the read path folds it into its INSERT)."""
     if not entries:
-        return
+        return None
     connection = connections[using or DEFAULT_DB_ALIAS]
     if not connection.in_atomic_block:
         raise RuntimeError("chain_seal must run inside the transaction that saves the entries")
+    with connection.cursor() as cursor:
+        update = chain_seal_with(cursor, entries, connection=connection)
+        if defer_head:
+            return update
+        cursor.execute(*update)
+    return None
+
+
+def chain_seal_with(cursor, entries: list[AuditEntry], *, connection, prefix: str = "") -> tuple[str, list]:
+    """Seal ``entries`` on ``cursor`` (whose transaction the caller owns) and return the head's
+    UPDATE for the caller to run. ``prefix`` (PostgreSQL, client-side binding) is sent in the
+    same round trip as the head lock, e.g. ``"BEGIN; "``."""
     for entry in entries:
         if entry.entry_hash:
             raise ValueError("entry is already sealed")
         _normalise(entry)
     lock = _lock_postgresql if connection.vendor == "postgresql" else _lock_single
-    with connection.cursor() as cursor:
-        part, pseq, prev, seqs = lock(cursor, connection, len(entries))
-        for entry, seq in zip(entries, seqs, strict=True):
-            pseq += 1
-            entry.partition, entry.pseq, entry.seq = part, pseq, seq
-            entry.chain_version = CHAIN_VERSION
-            entry.prev_hash = prev
-            entry.entry_hash = entry_digest(entry, prev)
-            prev = entry.entry_hash
-        cursor.execute(
-            f"UPDATE {_head_table(connection)} SET seq = %s, hash = %s, last_seq = %s, updated_at = %s "  # noqa: S608
-            "WHERE id = %s",
-            [pseq, prev, seqs[-1], timezone.now(), part],
-        )
+    part, pseq, prev, seqs = lock(cursor, connection, len(entries), prefix)
+    for entry, seq in zip(entries, seqs, strict=True):
+        pseq += 1
+        entry.partition, entry.pseq, entry.seq = part, pseq, seq
+        entry.chain_version = CHAIN_VERSION
+        entry.prev_hash = prev
+        entry.entry_hash = entry_digest(entry, prev)
+        prev = entry.entry_hash
+    return (
+        f"UPDATE {_head_table(connection)} SET seq = %s, hash = %s, last_seq = %s, updated_at = %s "  # noqa: S608
+        "WHERE id = %s",
+        [pseq, prev, seqs[-1], timezone.now(), part],
+    )
 
 
 # --- Heads and verification ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from django.db.models.signals import pre_save
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.chain import chain_seal
+from audit.chain import chain_seal, chain_seal_with
 from audit.freetext import freetext_protect
 from audit.models import AuditEntry, Outcome
 
@@ -103,6 +103,9 @@ def _insert(entries: list[AuditEntry]) -> None:
     the entries are sealed exactly as they are then inserted.
     """
     own_transaction = not connection.in_atomic_block
+    if own_transaction and len(entries) == 1 and _two_round_trips():
+        _insert_one_postgresql(entries[0])
+        return
     with transaction.atomic(savepoint=False):
         if own_transaction and settings.MAMORU_AUDIT_ASYNC_COMMIT and connection.vendor == "postgresql":
             # Opt-in trade-off (see docs/security.md): the read's entry is written and chained
@@ -113,14 +116,22 @@ def _insert(entries: list[AuditEntry]) -> None:
             for entry in entries:
                 pre_save.send(sender=AuditEntry, instance=entry, raw=False, using=connection.alias,
                               update_fields=None)
-        chain_seal(entries)
+        single = len(entries) == 1
+        fold = single and connection.vendor == "postgresql"
+        head_update = chain_seal(entries, defer_head=fold)
         sql = _insert_sql()
         rows = [
             [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in _INSERT_FIELDS]
             for entry in entries
         ]
         with connection.cursor() as cursor:
-            if len(rows) == 1:
+            if fold:
+                # One round trip for the head's move and the entry (PostgreSQL runs the UPDATE in
+                # the WITH clause as part of the statement).
+                head_sql, head_params = head_update
+                cursor.execute(f"WITH head AS ({head_sql}) {sql} RETURNING id", [*head_params, *rows[0]])
+                entries[0].pk = cursor.fetchone()[0]
+            elif single:
                 returning = connection.features.can_return_columns_from_insert
                 cursor.execute(sql + (" RETURNING id" if returning else ""), rows[0])
                 entries[0].pk = cursor.fetchone()[0] if returning else cursor.lastrowid
@@ -128,6 +139,46 @@ def _insert(entries: list[AuditEntry]) -> None:
                 cursor.executemany(sql, rows)
         for entry in entries:
             entry._state.adding = False
+
+
+def _two_round_trips() -> bool:
+    """PostgreSQL with client-side binding (Django's default) and no transaction open: the read
+    path can send its own BEGIN with the head lock and its COMMIT with the INSERT."""
+    return (
+        connection.vendor == "postgresql"
+        and connection.get_autocommit()
+        and not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
+    )
+
+
+def _insert_one_postgresql(entry: AuditEntry) -> None:
+    """One read's entry in its own transaction, in two round trips instead of four:
+    ``BEGIN; lock a free head + draw seq`` then ``move the head + INSERT; COMMIT``.
+
+    Same steps and order as ``AuditEntry.save()``: pre_save receivers, seal, insert."""
+    if pre_save.has_listeners(AuditEntry):
+        pre_save.send(sender=AuditEntry, instance=entry, raw=False, using=connection.alias, update_fields=None)
+    prefix = "BEGIN; "
+    if settings.MAMORU_AUDIT_ASYNC_COMMIT:
+        # Opt-in trade-off (see docs/security.md): the read's entry is written and chained now
+        # but flushed to disk with the next WAL write (≤ ~0.6 s) instead of waiting for it.
+        prefix += "SET LOCAL synchronous_commit TO OFF; "
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        try:
+            head_sql, head_params = chain_seal_with(cursor, [entry], connection=connection, prefix=prefix)
+            row = [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in _INSERT_FIELDS]
+            cursor.execute(f"WITH head AS ({head_sql}) {_insert_sql()} RETURNING id; COMMIT",
+                           [*head_params, *row])
+            entry.pk = cursor.fetchone()[0]
+        except BaseException:
+            if connection.connection.info.transaction_status != 0:  # not idle: roll our BEGIN back
+                try:
+                    cursor.execute("ROLLBACK")
+                except Exception:  # noqa: BLE001, S110 - the connection is gone; Django will reconnect
+                    pass
+            raise
+    entry._state.adding = False
 
 
 def access_denied_endpoint(
