@@ -199,3 +199,12 @@ def purposes_seeded(db):
     from consent.demo import purposes_seed
 
     return {p.code: p for p in purposes_seed()}
+
+
+def test_the_change_form_asks_for_a_reason_and_the_history_speaks_japanese(dpo_client, purposes_seeded):
+    purpose = purposes_seeded["analytics"]
+    form = dpo_client.get(f"/admin/consent/purpose/{purpose.pk}/change/").content.decode()
+    assert 'name="_change_reason"' in form
+    _change(dpo_client, f"/admin/consent/purpose/{purpose.pk}/change/", ordering="57")
+    page = dpo_client.get(f"/admin/consent/purpose/{purpose.pk}/history/", HTTP_ACCEPT_LANGUAGE="ja")
+    assert "変更履歴（監査ログ）" in page.content.decode()
