@@ -14,25 +14,28 @@ Add one::
         def mask(self, value, *, context):
             return None if value is None else str(value).upper()
 
-Each strategy declares its ``options`` (name -> type); the data map refuses unknown or invalid
-options when it loads (``options_problems``) and, when it can read the live schema, a strategy
+Each strategy declares its ``Options`` (a pydantic model, ``governance.registry``); the data map
+refuses unknown or invalid options when it loads (``options_problems``) and, when it can read the live schema, a strategy
 whose output does not fit the column (``column_problems``: type, length, NOT NULL). The checks
 reach the data map through ``governance.datamap.hooks`` (registered in ``DsrConfig.ready``).
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 import random
 import string
 from dataclasses import dataclass, field
 
+import pydantic
 from django.utils.translation import gettext_lazy as _
 
 from governance.api.errors import DomainError
 from governance.datamap import hooks
 from governance.datamap.hooks import ColumnInfo, SchemaNote
+from governance.registry import OptionsInvalid, Registry, StrictOptions
 
 ROW_DELETE = "delete_row"
 RETAIN = "retain"
@@ -63,21 +66,24 @@ class BaseStrategy:
     deletes_row: bool = False
     #: True when the value stays as it is (legal hold).
     keeps_value: bool = False
-    #: Options it accepts: name -> Python type. Anything else is refused when the map loads.
-    options: dict[str, type] = {}
+    #: The ``strategy_options`` it accepts (a ``StrictOptions`` model); None: no options.
+    Options: type[StrictOptions] | None = None
 
     def mask(self, value, *, context: MaskContext):
         raise NotImplementedError(f"{type(self).__name__}.mask() must return the masked value")
 
     def options_problems(self, options: dict) -> list[str]:
-        """What is wrong with ``strategy_options`` (empty: fine)."""
+        """What is wrong with ``strategy_options`` (empty: fine), each with the fix."""
+        allowed = sorted(self.Options.model_fields) if self.Options is not None else []
         problems = []
-        for name in sorted(set(options) - set(self.options)):
-            allowed = ", ".join(sorted(self.options)) or "none"
-            problems.append(f"unknown option {name!r} (allowed: {allowed})")
-        for name, kind in self.options.items():
-            if name in options and (not isinstance(options[name], kind) or isinstance(options[name], bool)):
-                problems.append(f"option {name!r} must be {kind.__name__}, not {options[name]!r}")
+        for name in sorted(set(options) - set(allowed)):
+            close = difflib.get_close_matches(str(name), allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed) or 'none'}"
+            problems.append(f"unknown option {name!r}; {hint}")
+        try:
+            strategies.options(self.identifier, {k: v for k, v in options.items() if k in allowed})
+        except OptionsInvalid as exc:
+            problems += exc.problems
         return problems
 
     def column_problems(self, column: ColumnInfo, options: dict) -> list[SchemaNote]:
@@ -104,29 +110,26 @@ def _text_fit_problems(column: ColumnInfo, options: dict) -> list[SchemaNote]:
     return []
 
 
-_registry: dict[str, BaseStrategy] = {}
+strategies: Registry[BaseStrategy] = Registry("masking strategy", base=BaseStrategy, instantiate=True)
 
 
 def register(cls: type[BaseStrategy]) -> type[BaseStrategy]:
-    if not cls.identifier:
-        raise ValueError(f"{cls.__name__} needs an identifier")
-    _registry[cls.identifier] = cls()
-    return cls
+    return strategies.register(cls)
 
 
 def strategy_names() -> list[str]:
-    return sorted(_registry)
+    return strategies.names()
 
 
 def strategy_registry() -> dict[str, BaseStrategy]:
     """Name -> strategy (what the data map checks options and columns with)."""
-    return dict(_registry)
+    return dict(strategies.items())
 
 
 def strategy_get(name: str) -> BaseStrategy:
     try:
-        return _registry[name]
-    except KeyError:
+        return strategies.get(name)
+    except LookupError:
         raise UnknownStrategy(
             f"unknown masking strategy {name!r}; known: {', '.join(strategy_names())}"
         ) from None
@@ -168,7 +171,9 @@ class HashStrategy(BaseStrategy):
 
     identifier = "hash"
     verbose_name = "Keyed hash (stable within the request)"
-    options = {"length": int}
+
+    class Options(StrictOptions):
+        length: pydantic.StrictInt | None = pydantic.Field(default=None, ge=HASH_MIN_LENGTH, le=HASH_LENGTH)
 
     def mask(self, value, *, context):
         if value is None:
@@ -181,13 +186,6 @@ class HashStrategy(BaseStrategy):
             return int(options["length"])
         limit = (column or {}).get("length")
         return min(HASH_LENGTH, int(limit)) if limit else HASH_LENGTH
-
-    def options_problems(self, options):
-        problems = super().options_problems(options)
-        length = options.get("length")
-        if not problems and length is not None and not HASH_MIN_LENGTH <= length <= HASH_LENGTH:
-            problems.append(f"option 'length' must be between {HASH_MIN_LENGTH} and {HASH_LENGTH}")
-        return problems
 
     def column_problems(self, column, options):
         problems = _text_fit_problems(column, options)
@@ -216,7 +214,9 @@ class RandomRewriteStrategy(BaseStrategy):
 
     identifier = "random_rewrite"
     verbose_name = "Random rewrite"
-    options = {"length": int}
+
+    class Options(StrictOptions):
+        length: pydantic.StrictInt | None = pydantic.Field(default=None, ge=1)
 
     def mask(self, value, *, context):
         if value is None:
@@ -230,12 +230,6 @@ class RandomRewriteStrategy(BaseStrategy):
         if isinstance(value, int) and not isinstance(value, bool):
             return int(rng.random() * 10**6)
         return text
-
-    def options_problems(self, options):
-        problems = super().options_problems(options)
-        if not problems and options.get("length") is not None and options["length"] < 1:
-            problems.append("option 'length' must be at least 1")
-        return problems
 
     def column_problems(self, column, options):
         if column.kind == hooks.KIND_INTEGER:

@@ -172,7 +172,7 @@ def test_typo_wrong_case_and_missing_table_are_all_reported_at_once(postgres_url
     assert len(found) == 4, found
     assert found[0] == (line_of(text, "emial:"), "column 'emial' not found in table customers; "
                                                  "did you mean 'email'?")
-    assert found[1][0] == line_of(text, "lenght") and "unknown option 'lenght'" in found[1][1]
+    assert found[1] == (line_of(text, "lenght"), "hash: unknown option 'lenght'; did you mean 'length'?")
     assert found[2][0] == line_of(text, "Orders:")
     assert "'orders'" in found[2][1] and "{table: orders}" in found[2][1] and "PostgreSQL" in found[2][1]
     assert found[3][0] == line_of(text, "invoices:") and "table 'invoices' not found" in found[3][1]
@@ -219,9 +219,9 @@ def test_strategy_options_are_validated_when_the_map_loads(tmp_path):
     with pytest.raises(DataMapInvalid) as info:
         datamap_load_text(text=text, filename="map.yaml", offline=True)
     found = {p.line: p.message for p in info.value.problems}
-    assert "between 8 and 64" in found[line_of(text, "email:")]
-    assert "must be int" in found[line_of(text, "name:")]
-    assert "unknown option 'length'" in found[line_of(text, "phone:")]
+    assert "length: Input should be less than or equal to 64" in found[line_of(text, "email:")]
+    assert "length: Input should be a valid integer" in found[line_of(text, "name:")]
+    assert "unknown option 'length'; allowed: none" in found[line_of(text, "phone:")]
 
 
 def test_test_store_on_a_missing_sqlite_file_fails_and_creates_nothing(tmp_path):
