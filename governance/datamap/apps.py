@@ -10,6 +10,7 @@ class DatamapConfig(AppConfig):
 
     def ready(self) -> None:
         from audit.history import history_register
+        from governance.datamap import checks  # noqa: F401 - registers system checks
         from governance.datamap.models import Collection, Field, Store
 
         for model in (Store, Collection, Field):  # configuration history (store secrets masked)

@@ -268,3 +268,14 @@ def test_reference_between_types_that_never_join_is_refused(sqlite_url):
     with pytest.raises(DataMapInvalid, match="never join") as info:
         datamap_load_text(text=text, filename="map.yaml")
     assert info.value.problems[0].line == line_of(text, "customer_id:")
+
+
+def test_check_warns_about_stores_that_do_not_say_their_workspaces(tmp_path, workspaces):
+    from django.core import checks
+
+    from governance.datamap.checks import W001
+
+    text = datamap(f"sqlite:///{tmp_path / 'x.sqlite3'}", FITTING).replace("    shared: true\n", "")
+    datamap_load_text(text=text, filename="map.yaml", offline=True)
+    found = [m for m in checks.run_checks(tags=[checks.Tags.database], databases=["default"]) if m.id == W001]
+    assert len(found) == 1 and "'crm'" in found[0].msg
