@@ -317,9 +317,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
-        # Django's own handlers (runserver's request lines, DEBUG console) would bypass the filter.
-        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Django's own handlers (runserver's request lines, DEBUG console) would bypass the filter:
+        # its loggers write through the root's console handler instead.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "presidio-analyzer": {"level": "ERROR"},
         "faker": {"level": "WARNING"},
     },

@@ -1,7 +1,7 @@
 """``{% audit_history object %}``: the configuration history of an admin object (its "History" page).
 
 Lists the change entries django-auditlog wrote for the object (before → after per field, many-to-many
-additions and removals, actor, reason). Reasons are shown masked; a user with the reveal permission
+additions and removals, actor, reason) and the reads that gave a reason (reveals of a profile). Reasons are shown masked; a user with the reveal permission
 may ask for the full text (``?reveal_reasons=1``), and that read is itself recorded.
 """
 
@@ -32,7 +32,8 @@ def audit_history(context, obj) -> dict:
     request = context["request"]
     entries = list(
         AuditEntry.objects.filter(content_type=ContentType.objects.get_for_model(obj), object_pk=str(obj.pk))
-        .exclude(action=AuditEntry.Action.ACCESS).select_related("actor").order_by("-seq")[:LIMIT]
+        .exclude(action=AuditEntry.Action.ACCESS, reason="")  # changes, and reads with a reason (reveals)
+        .select_related("actor").order_by("-seq")[:LIMIT]
     )
     sealed = [e for e in entries if (e.additional_data or {}).get("reason_enc")]
     may_reveal = bool(sealed) and may_reveal_freetext(request.user)
