@@ -24,10 +24,12 @@ import hashlib
 import hmac
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
@@ -208,6 +210,27 @@ def heads_compare(*, exported: dict[str, dict] | None = None) -> list[ChainProbl
 # --- runs ----------------------------------------------------------------------------------------
 
 
+@contextmanager
+def snapshot(using: str = DEFAULT_DB_ALIAS):
+    """One consistent view of the database for a whole verification.
+
+    Writers keep working meanwhile; without a snapshot, a row sealed between reading the head and
+    reading the rows (or a state written between folding the events and reading the states) would
+    be reported as a break. PostgreSQL gets ``REPEATABLE READ, READ ONLY``; SQLite's read
+    transaction and MariaDB's default isolation are snapshots already. Inside an outer transaction
+    (tests) that transaction's view is used.
+    """
+    connection = connections[using]
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using=using):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
 @dataclass
 class RunSummary:
     run: object
@@ -237,7 +260,8 @@ def chains_verify(*, full: bool = False, export: bool = True, notify: bool = Tru
     checked = 0
     for name, chain in chains.items():
         try:
-            result = chain.verify(positions.get(name))
+            with snapshot():
+                result = chain.verify(positions.get(name))
         except Exception as exc:  # noqa: BLE001 - one failing verifier must not hide the others
             logger.exception("verification of chain %s failed", name)
             result = ChainResult(0, [ChainProblem(None, None, "error", f"verification failed: {type(exc).__name__}")],
@@ -248,7 +272,8 @@ def chains_verify(*, full: bool = False, export: bool = True, notify: bool = Tru
                              "ok": not result.problems, "position": result.position if not result.problems else None,
                              "from": positions.get(name)}
     exported, export_problems = heads_exported()
-    found += [("exports", p) for p in export_problems + heads_compare(exported=exported)]
+    with snapshot():
+        found += [("exports", p) for p in export_problems + heads_compare(exported=exported)]
     ok = not found
     run = VerificationRun.objects.create(
         started_at=started, finished_at=timezone.now(), full=full or not positions, ok=ok, checked=checked,

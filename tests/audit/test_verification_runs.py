@@ -169,3 +169,35 @@ def test_the_command_prints_every_chain_and_exits_1_on_a_break(heads, consent_ev
     assert "consent: 5 entries checked" in out.getvalue()
     heads_export()
     assert len(next(heads.glob("chain-heads-*.jsonl")).read_text().splitlines()) >= 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_verification_reads_one_snapshot_while_writers_commit(workspaces):
+    import threading
+
+    from django.db import connection, connections
+
+    from audit.verification import snapshot
+    from consent.chain import chain_head
+    from consent.demo import purposes_seed
+    from consent.services import consent_record_for_profile
+
+    if connection.vendor != "postgresql":
+        pytest.skip("REPEATABLE READ snapshots are what PostgreSQL needs; SQLite reads are snapshots already")
+    purposes_seed()
+    profiles = [make_profile(workspaces[0], seed=700 + i) for i in range(4)]
+    for profile in profiles[:3]:
+        consent_record_for_profile(profile=profile, purpose_code="analytics", state="given", method="form")
+
+    def write() -> None:
+        consent_record_for_profile(profile=profiles[3], purpose_code="analytics", state="given", method="form")
+        connections.close_all()
+
+    with snapshot():
+        before = chain_head().seq
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join()
+        run = chain_check()
+    assert before == 3 and run.problems == [] and run.last_seq == 3
+    assert chain_check().last_seq == 4

@@ -4,6 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
+from audit.verification import snapshot
 from consent.chain import chain_check
 from consent.verification import state_problems, states_check
 
@@ -22,13 +23,14 @@ class Command(BaseCommand):
                             help="Only the chain; skip the state-versus-events check (which reads every event).")
 
     def handle(self, *args, json=False, skip_state=False, **options):  # noqa: A002 - the option's name
-        run = chain_check()
-        problems = list(run.problems)
         states_checked = None
-        if not skip_state:
-            report = states_check()
-            states_checked = report.checked
-            problems += state_problems(report)
+        with snapshot():  # one consistent view while writers keep working
+            run = chain_check()
+            problems = list(run.problems)
+            if not skip_state:
+                report = states_check()
+                states_checked = report.checked
+                problems += state_problems(report)
         head = {"seq": run.head.seq, "hash": run.head.hash,
                 "time": run.head.at.isoformat() if run.head.at else None}
         if json:
