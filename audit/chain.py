@@ -334,6 +334,17 @@ def _verify_partition(rows, part, head, start) -> Iterator[ChainProblem]:
     )
 
 
+def _beyond_head(part: int) -> Iterator[ChainProblem]:
+    """Entries past the partition's head as it is now: never sealed by this chain (a forged tail)."""
+    head = ChainHead.objects.filter(pk=part).first()
+    for entry in AuditEntry.objects.filter(partition=part, pseq__gt=head.seq if head else 0).order_by("pseq"):
+        yield ChainProblem(entry.pseq, entry.pk, "unsealed",
+                           f"entry id={entry.id} seq={entry.seq} lies beyond the head of partition {part} "
+                           "(inserted, not sealed by the chain)", part)
+        if entry_digest(entry, entry.prev_hash) != entry.entry_hash:
+            yield ChainProblem(entry.pseq, entry.pk, "changed", f"entry id={entry.id} seq={entry.seq} was changed", part)
+
+
 def chain_verify(
     entries: Iterable[AuditEntry] | None = None, *, start: dict[int, tuple[int, str]] | None = None
 ) -> Iterator[ChainProblem]:
@@ -353,16 +364,20 @@ def chain_verify(
         groups = None
     for part in parts:
         begin = start.get(part, (0, GENESIS))
-        if groups is not None:
-            rows = [e for e in groups.get(part, []) if e.pseq > begin[0]]
-        else:
-            rows = (AuditEntry.objects.filter(partition=part, pseq__gt=begin[0])
-                    .order_by("pseq").iterator(chunk_size=5000))
         head = heads.get(part)
         if head is None:
             yield ChainProblem(None, None, "truncated",
                                f"partition {part} has entries but no chain head (head removed)", part)
-        yield from _verify_partition(rows, part, head, begin)
+        if groups is not None:
+            yield from _verify_partition([e for e in groups.get(part, []) if e.pseq > begin[0]], part, head, begin)
+            continue
+        # Up to the head as read above: entries sealed while this runs are left for the next run.
+        rows = AuditEntry.objects.filter(partition=part, pseq__gt=begin[0])
+        if head is not None:
+            rows = rows.filter(pseq__lte=head.seq)
+        yield from _verify_partition(rows.order_by("pseq").iterator(chunk_size=5000), part, head, begin)
+        if head is not None:
+            yield from _beyond_head(part)
     for entry in unsealed:
         yield ChainProblem(None, entry.pk, "unsealed",
                            f"entry id={entry.id} is not in the chain (inserted without a seal)", entry.partition)

@@ -249,10 +249,19 @@ def test_verify_audit_reports_every_break_in_a_long_chain(workspaces, role_users
                        "content_type_id, outcome, reason, fields, partition, chain_version, prev_hash, entry_hash) "
                        "VALUES (%s, %s, 3, '', %s, %s, 'allowed', '', '[]', 1, 2, '', '')",
                        [intruder.object_pk, intruder.object_repr, intruder.timestamp, intruder.content_type_id])
+        # And a forged entry appended past the head, with a made-up hash.
+        cursor.execute("INSERT INTO audit_auditentry (object_pk, object_repr, action, changes_text, timestamp, "
+                       "content_type_id, outcome, reason, fields, partition, pseq, seq, chain_version, prev_hash, "
+                       "entry_hash) VALUES (%s, %s, 3, '', %s, %s, 'allowed', '', '[]', %s, %s, %s, 2, %s, %s)",
+                       [intruder.object_pk, intruder.object_repr, intruder.timestamp, intruder.content_type_id,
+                        tail.partition, tail.pseq + 5, tail.seq + 10_000, tail.entry_hash, "f" * 64])
+        forged = cursor.lastrowid if connection.vendor != "postgresql" else None
     code, _message, out = _verify("--json")
     assert code == 1
     report = json.loads(out)
-    assert report["ok"] is False and report["entries"] == len(entries) - 2 + 1
+    assert report["ok"] is False and report["entries"] == len(entries) - 2 + 2
+    forged = forged or AuditEntry.objects.get(pseq=tail.pseq + 5, partition=tail.partition).pk
+    assert ("unsealed", forged) in {(p["kind"], p["row_id"]) for p in report["problems"]}
     assert report["head"]["seq"] == tail.seq and report["head"]["hash"] == tail.entry_hash
     kinds = {(p["kind"], p["row_id"]) for p in report["problems"]}
     assert ("changed", changed.id) in kinds
