@@ -151,6 +151,13 @@ def test_reveal_reasons_are_stored_masked_and_sealed(api_client, role_users, wor
     for entry in entries:
         _assert_protected(entry.reason, entry.additional_data["reason_enc"])
         assert EMAIL not in _row_text(AuditEntry, entry.pk)
+    # and: the profile's History page shows them masked; the DPO may show the full text (audited)
+    history = f"/admin/subjects/profile/{profile.pk}/history/"
+    page = admin.get(history).content.decode()
+    assert "ticket 4521" in page and EMAIL not in page
+    reads = AuditEntry.objects.filter(fields=["reason"]).count()
+    assert EMAIL in admin.get(history + "?reveal_reasons=1").content.decode()
+    assert AuditEntry.objects.filter(fields=["reason"]).count() == reads + 2
 
 
 @pytest.mark.django_db
