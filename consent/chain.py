@@ -222,29 +222,29 @@ def _event_problems(event: ConsentEvent, found: _Amendments) -> tuple[str, list[
         at = sealed_profile
         for amendment_seq, source, target in moves:
             if source != at:
-                problems.append(ChainProblem(event.seq, event.pk, "moved",
+                problems.append(ChainProblem(event.seq, event.pk, "changed",
                                              f"{name}: merge amendment seq={amendment_seq} moves it from a profile it was not on"))
             at = target
         if at != stored_profile:
-            problems.append(ChainProblem(event.seq, event.pk, "moved",
+            problems.append(ChainProblem(event.seq, event.pk, "changed",
                                          f"{name} belongs to another profile than its merges lead to (moved)"))
     redaction = found.redactions.get(event.seq)
     if event.identity_index:
         if subject_pseudonym(identity_index=event.identity_index) != event.subject_pseudonym:
-            problems.append(ChainProblem(event.seq, event.pk, "identity",
+            problems.append(ChainProblem(event.seq, event.pk, "changed",
                                          f"{name}: its identity index is not the one it was recorded with"))
         if redaction is not None or event.redacted_at is not None:
-            problems.append(ChainProblem(event.seq, event.pk, "redaction",
+            problems.append(ChainProblem(event.seq, event.pk, "changed",
                                          f"{name} is redacted by amendment but carries an identity index (undone)"))
     elif event.redacted_at is not None:
         if redaction is None or event.redacted_at != redaction.recorded_at:
-            problems.append(ChainProblem(event.seq, event.pk, "redaction",
+            problems.append(ChainProblem(event.seq, event.pk, "changed",
                                          f"{name} is marked redacted without a redaction amendment proving it"))
         elif str(redaction.profile_ref) != _profile_at(moves, sealed_profile, redaction.seq):
-            problems.append(ChainProblem(event.seq, event.pk, "redaction",
+            problems.append(ChainProblem(event.seq, event.pk, "changed",
                                          f"{name}: its redaction amendment names another profile"))
     elif redaction is not None:
-        problems.append(ChainProblem(event.seq, event.pk, "redaction",
+        problems.append(ChainProblem(event.seq, event.pk, "changed",
                                      f"{name} is listed by redaction amendment seq={redaction.seq} but not marked redacted"))
     has_index = bool(event.identity_index) or event.redacted_at is not None
     payload = canonical(event, profile=sealed_profile, has_index=has_index)

@@ -169,6 +169,11 @@ def test_a_redaction_without_its_record_is_detected(server):
     ConsentEvent.objects.filter(pk=event.pk).update(identity_index="", redacted_at=event.recorded_at)
     code, out = verify_command("--skip-state")
     assert code == 1 and "without a redaction amendment" in out
+    from consent.exports import consent_proof_export
+    from governance.subjects.models import Profile
+
+    proof = consent_proof_export(profile=Profile.objects.get(pk=event.profile_id))
+    assert proof["chain"]["events_intact"] is False
 
 
 def test_a_merge_is_a_chained_amendment_and_verifies(server, site):
