@@ -998,7 +998,7 @@ def watchdog_run(*, stale_after: timedelta | None = None, lost_after: timedelta 
             running = running.filter(Q(lease_expires_at__lte=now)
                                      | Q(lease_expires_at=None, heartbeat_at__lte=now - hard_timeout))
         # Only the task rows, and skip rows a live worker holds: those are not stuck.
-        for task in lock_rows(running.select_related("request"), skip_locked=True):
+        for task in lock_rows(running, skip_locked=True):
             data = _lease_data(task, now, how="watchdog")
             if stale_after is not None:
                 data["reason"] = "stale_heartbeat"

@@ -12,7 +12,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--stale-seconds", type=float, default=None,
-                            help="Treat running nodes older than this as stuck (default: setting).")
+                            help="Treat running nodes without a heartbeat for this long as stuck "
+                                 "(default: nodes whose lease expired, MAMORU_DSR_LEASE_SECONDS).")
         parser.add_argument("--loop", type=float, default=0, help="Repeat every N seconds.")
 
     def handle(self, *args, stale_seconds=None, loop=0, **options):
