@@ -183,9 +183,10 @@ def redis_inspect(store: StoreSpec, settings: dict) -> StoreSchema:
                 continue
             actual = connector.client.type(key)
             if actual != REDIS_TYPES[kind]:
+                fix = (f"set options.type: {actual}" if actual in REDIS_TYPES
+                       else "the redis connector reads hash, set and string keys")
                 schema.notes.append(SchemaNote(
-                    hooks.ERROR, f"keys matching {template!r} hold Redis {actual}s, not {kind}s; "
-                                 f"set options.type to the key's type",
+                    hooks.ERROR, f"keys matching {template!r} are of Redis type {actual}, not {kind}; {fix}",
                     ("stores", store.key, "collections", collection.name, "options")))
     except StoreUnavailable as exc:
         raise StoreNotInspectable(str(exc)) from exc

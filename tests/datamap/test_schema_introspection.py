@@ -19,7 +19,7 @@ from dsr.models import RequestStatus
 from governance.datamap.models import Field, Store
 from governance.datamap.services import datamap_load_report, datamap_load_text
 from governance.datamap.spec import DataMapInvalid
-from tests.dsr.conftest import mariadb_url, postgres_url, submit_verified  # noqa: F401 - fixtures
+from tests.dsr.conftest import mariadb_url, postgres_url, redis_prefix, submit_verified  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 
@@ -279,3 +279,32 @@ def test_check_warns_about_stores_that_do_not_say_their_workspaces(tmp_path, wor
     datamap_load_text(text=text, filename="map.yaml", offline=True)
     found = [m for m in checks.run_checks(tags=[checks.Tags.database], databases=["default"]) if m.id == W001]
     assert len(found) == 1 and "'crm'" in found[0].msg
+
+
+@pytest.mark.redis
+def test_redis_keys_of_another_type_are_reported(redis_prefix):  # noqa: F811
+    import redis
+
+    from tests.servers import REDIS_URL
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.sadd(f"{redis_prefix}session:1", "a")  # a set, where the map says hash
+    client.close()
+    text = f"""\
+version: 1
+stores:
+  cache:
+    type: redis
+    shared: true
+    connection: {{url: "{REDIS_URL}"}}
+    collections:
+      sessions:
+        options: {{type: hash, key: "{redis_prefix}session:{{customer_id}}"}}
+        fields:
+          customer_id: {{primary_key: true, identity: customer_id}}
+          email: {{category: user.contact.email, strategy: delete_row}}
+"""
+    with pytest.raises(DataMapInvalid) as info:
+        datamap_load_text(text=text, filename="map.yaml")
+    [problem] = info.value.problems
+    assert "of Redis type set, not hash; set options.type: set" in problem.message and problem.line == line_of(text, "options:")
