@@ -59,6 +59,8 @@ def test_brand_page_erases_that_brand_only_and_says_what_was_not_covered(
     assert "Shop JP customer database" not in status
     final = mail.outbox[-1].body
     assert "This request covered only: Shop EU" in final and "Not covered: Shop JP" in final
+    ja = client.get(status_url, headers={"accept-language": "ja"}).content.decode()
+    assert "この請求の対象" in ja and "この請求の対象外: Shop JP。" in ja
 
 
 def test_general_page_covers_every_brand_unless_one_is_chosen(
