@@ -81,9 +81,10 @@ def store_schema_notes(store: StoreSpec, *, strict: bool = False,
             f.column = column.as_dict()
             checker = checkers.get(f.effective_strategy)
             if checker is not None and isinstance(f.strategy_options, dict):
+                said = f.effective_strategy if f.strategy else f"{f.effective_strategy} (the default for " \
+                    "personal data; set a strategy)"
                 for note in checker.column_problems(column, dict(f.strategy_options)):
-                    notes.append(SchemaNote(note.severity, f"{f.effective_strategy}: {note.message}",
-                                            path + ("strategy",)))
+                    notes.append(SchemaNote(note.severity, f"{said}: {note.message}", path + ("strategy",)))
     return notes
 
 

@@ -308,3 +308,14 @@ stores:
         datamap_load_text(text=text, filename="map.yaml")
     [problem] = info.value.problems
     assert "of Redis type set, not hash; set options.type: set" in problem.message and problem.line == line_of(text, "options:")
+
+
+def test_the_default_null_of_personal_data_on_a_not_null_column_is_named(sqlite_url):
+    # given a personal field with no strategy (default: null) on a NOT NULL column
+    text = datamap(sqlite_url, FITTING.replace("name: {category: user.name, strategy: random_rewrite}",
+                                               "name: {category: user.name}"))
+    with pytest.raises(DataMapInvalid) as info:
+        datamap_load_text(text=text, filename="map.yaml")
+    [problem] = info.value.problems
+    assert problem.line == line_of(text, "name:")
+    assert problem.message.startswith("null (the default for personal data; set a strategy): column name is NOT NULL")
