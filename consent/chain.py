@@ -27,6 +27,8 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -148,16 +150,35 @@ def _uuid(value) -> uuid.UUID | None:
     return None if value is None else uuid.UUID(str(value))
 
 
+# Amendments made while a batch of events is being prepared (a merge while resolving profiles) are
+# sealed with that batch, so the batch takes the head lock once, after its state rows, as every
+# consent write does (taking it at the merge would invert that order and risk a deadlock).
+_deferred: ContextVar[list | None] = ContextVar("consent_deferred_amendments", default=None)
+
+
+@contextmanager
+def amendments_deferred() -> Iterator[list]:
+    """Collect amendments instead of sealing them; the caller seals them with its events."""
+    token = _deferred.set([])
+    try:
+        yield _deferred.get()
+    finally:
+        _deferred.reset(token)
+
+
 def chain_amend(*, kind: str, event_seqs: list[int], profile_ref=None, survivor_ref=None, actor_label: str = "",
                 note: str = "", recorded_at: datetime | None = None) -> ConsentAmendment:
-    """Seal and save one amendment record (the caller holds :func:`chain_lock` in its transaction)."""
+    """Seal and save one amendment record in the caller's transaction (or hand it to the batch
+    being prepared, see :func:`amendments_deferred`)."""
     record = ConsentAmendment(
         kind=kind, event_seqs=sorted(int(s) for s in event_seqs), profile_ref=_uuid(profile_ref),
-        survivor_ref=_uuid(survivor_ref), recorded_at=recorded_at or timezone.now(), actor_label=actor_label[:150],
-        note=note[:300],
+        survivor_ref=_uuid(survivor_ref), recorded_at=(recorded_at or timezone.now()).astimezone(UTC),
+        actor_label=actor_label[:150], note=note[:300],
     )
-    # Microseconds only: what every database stores (the digest must match what is read back).
-    record.recorded_at = record.recorded_at.astimezone(UTC)
+    pending = _deferred.get()
+    if pending is not None:
+        pending.append(record)
+        return record
     chain_seal([record])
     record.save(force_insert=True)
     return record

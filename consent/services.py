@@ -19,11 +19,12 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.freetext import freetext_mask
 from audit.services import CREATE, UPDATE, change_record
-from consent.chain import chain_amend, chain_lock, chain_seal
+from consent.chain import amendments_deferred, chain_amend, chain_lock, chain_seal
 from consent.iab import InvalidSignalString, gpp_decode, tcf_decode
 from consent.models import (
     AmendmentKind,
     CcpaCategory,
+    ConsentAmendment,
     ConsentEvent,
     ConsentRevision,
     ConsentState,
@@ -467,7 +468,8 @@ def consent_events_record(*, items: Sequence[EventInput], ctx: RecordContext,
         raise batch_rejection(errors, single=len(items) == 1)
     now = timezone.now()
     with transaction.atomic():
-        _resolve_profiles(prepared, ctx)
+        with amendments_deferred() as amendments:  # merges while linking identities: sealed below
+            _resolve_profiles(prepared, ctx)
         pairs = {(p.profile.pk, p.purpose_id) for p in prepared}
         profiles = {p.profile.pk: p for p in prepared}
         gpc_purposes = []
@@ -520,7 +522,9 @@ def consent_events_record(*, items: Sequence[EventInput], ctx: RecordContext,
                 jurisdiction=p.item.jurisdiction or p.profile.jurisdiction, item=p.item, signals=p.signals,
             ))
         everything = gpc_events + events
-        chain_seal(everything)
+        chain_seal(amendments + everything)
+        if amendments:
+            ConsentAmendment.objects.bulk_create(amendments)
         rows_insert(ConsentEvent, everything)
         for event in everything:
             fold(event)
@@ -660,7 +664,8 @@ def consent_profile_merge(*, survivor: Profile, merged: Profile, actor=None) -> 
     """
     ProcessingRestriction.objects.filter(profile=merged).update(profile=survivor)
     _states_merge(survivor=survivor, merged=merged)
-    chain_lock()  # no event of ``merged`` can be sealed between the listing and the move
+    # Exactly the listed events move (an event a concurrent writer seals meanwhile stays where it
+    # was recorded, and the chain agrees).
     seqs = list(ConsentEvent.objects.filter(profile=merged).values_list("seq", flat=True))
     if seqs:
         ConsentEvent.objects.filter(seq__in=seqs).update(profile=survivor)

@@ -244,3 +244,31 @@ def test_events_sealed_before_the_upgrade_keep_verifying(server):
     record(server, "user9@example.jp", "analytics", "given")
     assert chain_check().problems == []
     assert ConsentEvent.objects.get(seq=5).entry_hash != ""
+
+
+def test_a_merge_while_linking_identities_is_sealed_with_the_batch(server):
+    server.post(EVENTS, {"browser_id": "browser-anon-1", "purpose": "marketing_email", "state": "given"},
+                format="json")
+    record(server, "taro@example.jp", "analytics", "refused")
+    linked = record(server, "taro@example.jp", "analytics", "given", browser_id="browser-anon-1")
+    merge = ConsentAmendment.objects.get(kind=AmendmentKind.MERGE)
+    assert merge.seq == linked.seq - 1 and merge.event_seqs in ([1], [2])
+    assert len(set(ConsentEvent.objects.values_list("profile_id", flat=True))) == 1
+    assert verify_command()[0] == 0
+
+
+@pytest.mark.tampers_evidence
+def test_a_changed_amendment_is_detected(server, site):
+    from governance.subjects.selectors import profile_get_by_identity
+    from governance.subjects.services import profile_shred
+
+    record(server, "taro@example.jp", "analytics", "given")
+    record(server, "hanako@example.jp", "analytics", "given")
+    profile = profile_get_by_identity(workspace=site.workspace, kind="email", value="taro@example.jp")
+    profile_shred(profile=profile, reason="Art. 17 request")
+    # widening the redaction to someone else's event, in the record and in the event
+    redaction = ConsentAmendment.objects.get()
+    ConsentAmendment.objects.filter(pk=redaction.pk).update(event_seqs=[1, 2])
+    ConsentEvent.objects.filter(seq=2).update(identity_index="", redacted_at=redaction.recorded_at)
+    code, out = verify_command("--skip-state")
+    assert code == 1 and f"amendment seq={redaction.seq} was changed" in out
