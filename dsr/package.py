@@ -325,10 +325,14 @@ def _purposes(request: DataSubjectRequest, found: set[str], zone: ZoneInfo) -> l
         state_model = apps.get_model("consent", "ConsentState")
     except LookupError:
         return []
+    from dsr.coverage import request_profiles
+
     language = package_language(request)
     states = {}
-    if request.profile_id:
-        states = {s.purpose_id: s for s in state_model.objects.filter(profile_id=request.profile_id)}
+    # Every profile of the person the request covers (a consent given in any of them counts).
+    for state in state_model.objects.filter(profile__in=request_profiles(request=request)).order_by("occurred_at"):
+        if state.purpose_id not in states or state.state == "given":
+            states[state.purpose_id] = state
     jurisdiction = getattr(request.profile, "jurisdiction", None) if request.profile_id else None
     jurisdiction = jurisdiction or request.jurisdiction
     rows = []

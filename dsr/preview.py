@@ -137,12 +137,16 @@ def _collection_action(collection: CollectionSpec, store_type: str) -> str:
 
 def _field_plans(collection: CollectionSpec) -> list[FieldPlan]:
     plans = []
-    retained = any(strategy_get(f.effective_strategy).keeps_value for f in collection.fields if f.effective_strategy)
+    strategies = [f.effective_strategy for f in collection.fields if f.effective_strategy]
+    retained = any(strategy_get(s).keeps_value for s in strategies)
+    deleted = not retained and any(strategy_get(s).deletes_row for s in strategies)
     for f in collection.fields:
         strategy = f.effective_strategy
         if not strategy:
             continue
-        if strategy_get(strategy).deletes_row and retained:
+        if deleted and not strategy_get(strategy).deletes_row:
+            how = str(_("deleted with the row"))
+        elif strategy_get(strategy).deletes_row and retained:
             # a legal hold on the row: delete_row falls back to null (see row_plan)
             how = str(_("set to empty (NULL): the row is kept for a legal hold"))
         else:
