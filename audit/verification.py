@@ -282,7 +282,18 @@ def chains_verify(*, full: bool = False, export: bool = True, notify: bool = Tru
                    "partition": getattr(p, "partition", None)} for c, p in found[:MAX_STORED_PROBLEMS]],
     )
     if ok and export:
-        heads_export()
+        try:
+            heads_export()
+        except OSError as exc:  # the protection against truncation is off: say so like a break
+            logger.exception("could not export the chain heads")
+            problem = ChainProblem(None, None, "export_failed",
+                                   f"the heads could not be written to {heads_dir()}: {type(exc).__name__}")
+            found.append(("exports", problem))
+            run.ok, run.problem_count = False, len(found)
+            run.problems = [{"chain": "exports", "seq": None, "kind": problem.kind, "message": problem.message,
+                             "partition": None}]
+            run.save(update_fields=["ok", "problem_count", "problems"])
+            ok = False
     if not ok and notify:
         run_notify(run=run)
     return RunSummary(run=run, problems=found)

@@ -201,3 +201,13 @@ def test_a_verification_reads_one_snapshot_while_writers_commit(workspaces):
         run = chain_check()
     assert before == 3 and run.problems == [] and run.last_seq == 3
     assert chain_check().last_seq == 4
+
+
+def test_an_export_directory_that_cannot_be_written_is_reported(settings, tmp_path, consent_events, role_users):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the directory should be")
+    settings.MAMORU_CHAIN_HEADS_DIR = str(blocker / "chain-heads")
+    run = chains_verify().run
+    run.refresh_from_db()
+    assert not run.ok and run.problems[0]["kind"] == "export_failed"
+    assert len(mail.outbox) == 1
