@@ -24,6 +24,7 @@ from dsr.models import DataSubjectRequest, RequestTask, RequestType, TaskPhase, 
 from dsr.services import DsrInvalid
 from governance.access.masking import mask_value
 from governance.api.errors import DomainError
+from governance.crypto.envelope import CryptoError
 from governance.datamap.graph import DataMapGraph
 from governance.datamap.spec import CollectionSpec, FieldSpec
 from governance.datamap.taxonomy import category_label
@@ -93,6 +94,8 @@ class ErasurePreview:
     access_ran: bool
     revealed: bool
     collections: list[CollectionPreview]
+    #: The access results were deleted (the request finished: its files are removed, its key shredded).
+    results_gone: bool = False
 
     @property
     def totals(self) -> dict[str, int]:
@@ -185,7 +188,11 @@ def erasure_preview(*, request: DataSubjectRequest, reveal: bool = False,
         raise DsrInvalid(ERR_TYPE, code="not_an_erasure")
     graph = _graph(request)
     done = _access_done(request)
-    secret = bytes.fromhex(request.masking_secret) if request.masking_secret else b""
+    try:
+        secret = bytes.fromhex(request.masking_secret) if request.masking_secret else b""
+    except CryptoError:
+        secret = b""
+    gone = bool(done) and not secret
     previews = []
     for address in graph.access_order():
         collection = graph.nodes[address]
@@ -194,10 +201,19 @@ def erasure_preview(*, request: DataSubjectRequest, reveal: bool = False,
             address=address, store_name=store.name or store.key, description=collection.description,
             action=_collection_action(collection, store.type), fields=_field_plans(collection),
         )
-        if address in done and secret:
+        if address in done and secret and not gone:
+            try:
+                rows = list(files.read_rows(request_id=request.id, dek_id=request.data_key_id,
+                                            name=_access_name(address)))
+            except (OSError, CryptoError, files.SealedFileDamaged):
+                gone = True
+                rows = []
+        else:
+            rows = None
+        if rows is not None and not gone:
             preview.searched = True
             counts = {p.name: 0 for p in preview.fields}
-            for row in files.read_rows(request_id=request.id, dek_id=request.data_key_id, name=_access_name(address)):
+            for row in rows:
                 row = {k: v for k, v in row.items() if not k.startswith("_")}
                 preview.rows_found += 1
                 plan = row_plan(collection=collection, row=row, secret=secret, node=address)
@@ -222,7 +238,14 @@ def erasure_preview(*, request: DataSubjectRequest, reveal: bool = False,
             for fp in preview.fields:
                 fp.changes = preview.rows_delete + counts.get(fp.name, 0) if fp.strategy != "retain" else 0
         previews.append(preview)
-    return ErasurePreview(request_id=str(request.id), access_ran=bool(done), revealed=reveal, collections=previews)
+    if gone:
+        for preview in previews:
+            preview.searched, preview.examples = False, []
+            preview.rows_found = preview.rows_delete = preview.rows_mask = preview.rows_unchanged = 0
+            for fp in preview.fields:
+                fp.changes = None
+    return ErasurePreview(request_id=str(request.id), access_ran=bool(done) and not gone, revealed=reveal,
+                          collections=previews, results_gone=gone)
 
 
 def may_reveal(user, request: DataSubjectRequest) -> bool:

@@ -114,6 +114,23 @@ def test_preview_from_access_results_counts_rows_and_masks_values(workspaces, ma
     assert entry.reason == "checking the erasure before approval"
 
 
+def test_preview_after_the_erasure_ran_and_its_files_were_destroyed(workspaces, mailoutbox, role_users,
+                                                                     sqlite_stores, client):
+    """A finished request's results are gone (files deleted, key shredded): the page still opens."""
+    from dsr.execution import run_inline
+
+    request = _access_only(_awaiting(workspaces[0], mailoutbox, sqlite_stores), role_users["dpo"])
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        run_inline(request)
+    request.refresh_from_db()
+    assert request.status == RequestStatus.COMPLETED, request.attention_reason
+    preview = erasure_preview(request=request)
+    assert not preview.access_ran and all(not c.examples for c in preview.collections)
+    client.force_login(role_users["dpo"])
+    response = client.get(f"/admin/dsr/datasubjectrequest/{request.pk}/change/")
+    assert response.status_code == 200 and 'id="erasure-preview"' in response.content.decode()
+
+
 def test_preview_is_only_for_erasure_requests(workspaces, mailoutbox, sqlite_stores):
     from dsr.services import DsrInvalid
 
