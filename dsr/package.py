@@ -182,6 +182,15 @@ def json_value(value, *, zone: ZoneInfo, naive_zone: ZoneInfo):
     return json.loads(json.dumps(value, default=json_default))
 
 
+def _calendar_date(value):
+    """``1990-05-01T00:00:00`` (a date kept as a timestamp) as ``1990-05-01``; other values as they are."""
+    if isinstance(value, str):
+        moment = _as_datetime(value)
+        if moment is not None:
+            return moment.date().isoformat()
+    return value
+
+
 def display_value(value) -> str:
     """A JSON-ready value as the summary shows it (escaped by the template, never here)."""
     if value is None or value == "":
@@ -242,8 +251,11 @@ def collection_parts(request: DataSubjectRequest, graph: DataMapGraph, *, langua
         collection = graph.nodes[address]
         store = graph.stores[collection.store]
         naive_zone = _collection_zone(collection)
+        # A birth date is a calendar date: never moved to another day by a time zone.
+        dates = {f.name for f in collection.fields if f.category.startswith("user.demographic.date_of_birth")}
         rows = [
-            {k: json_value(v, zone=zone, naive_zone=naive_zone) for k, v in row.items() if not k.startswith("_")}
+            {k: _calendar_date(v) if k in dates else json_value(v, zone=zone, naive_zone=naive_zone)
+             for k, v in row.items() if not k.startswith("_")}
             for row in files.read_rows(request_id=request.id, dek_id=request.data_key_id,
                                        name=_access_name(address))
         ]

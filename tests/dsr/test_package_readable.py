@@ -55,6 +55,7 @@ stores:
           phone: {{category: user.contact.phone_number}}
           note: {{category: user.content.private, description: Notes by our staff}}
           created_at: {{category: system.operations}}
+          birth_date: {{category: user.demographic.date_of_birth}}
       orders:
         description: Orders you placed
         fields:
@@ -100,7 +101,7 @@ def _stores(shop_url: str, crm_url: str) -> None:
     customers = sa.Table(
         "customers", shop_meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("email", sa.String(200)), sa.Column("name", sa.String(200)), sa.Column("phone", sa.String(40)),
-        sa.Column("note", sa.Text), sa.Column("created_at", sa.DateTime),
+        sa.Column("note", sa.Text), sa.Column("created_at", sa.DateTime), sa.Column("birth_date", sa.DateTime),
     )
     orders = sa.Table(
         "orders", shop_meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
@@ -119,9 +120,10 @@ def _stores(shop_url: str, crm_url: str) -> None:
     crm_meta.create_all(crm)
     with shop.begin() as conn:
         conn.execute(customers.insert(), [
-            {"id": 1, "email": EMAIL, "name": NAME, "phone": None, "note": HTMLISH, "created_at": CREATED},
+            {"id": 1, "email": EMAIL, "name": NAME, "phone": None, "note": HTMLISH, "created_at": CREATED,
+             "birth_date": dt.datetime(1990, 5, 1)},
             {"id": 2, "email": "someone.else@example.jp", "name": "佐藤 次郎", "phone": "090-1111-2222",
-             "note": "other", "created_at": CREATED},
+             "note": "other", "created_at": CREATED, "birth_date": None},
         ])
         conn.execute(orders.insert(), [{"id": 10 + i, "customer_id": 1, "total": t} for i, t in enumerate(TOTALS)]
                      + [{"id": 99, "customer_id": 2, "total": Decimal("5.00")}])
@@ -211,7 +213,7 @@ def _check_package(files: dict[str, bytes], *, offset: str, local_created: str):
     # JSON: ISO 8601 with the person's offset, numbers for amounts
     customers = json.loads(files["shop/customers.json"])
     assert customers == [{"id": 1, "email": EMAIL, "name": NAME, "phone": None, "note": HTMLISH,
-                          "created_at": local_created}]
+                          "created_at": local_created, "birth_date": "1990-05-01"}]  # a date stays that day
     assert local_created.endswith(offset)
     assert dt.datetime.fromisoformat(local_created) == CREATED.replace(tzinfo=dt.UTC)
     orders = json.loads(files["shop/orders.json"])
@@ -228,7 +230,7 @@ def _check_package(files: dict[str, bytes], *, offset: str, local_created: str):
     assert sorted(p["code"] for p in info["purposes"]) == ["fulfilment", "newsletter"]
     assert {c["code"] for c in info["categories"]} == {
         "user.contact.email", "user.name", "user.content.private", "user.behavior.purchase_history",
-        "user.unique_id", "user.behavior",  # Mamoru's own identities and consent of the person
+        "user.unique_id", "user.behavior", "user.demographic.date_of_birth",  # Mamoru's own identities and consent of the person
     }
     assert sorted(r["name"] for r in info["recipients"]) == sorted(["配信代行株式会社", "ヤマト運輸"])
     assert {s["collection"] for s in info["sources"]} == {
