@@ -64,7 +64,8 @@ def test_the_demo_web_servers_access_log_holds_no_identity(tmp_path: Path):
             request = urllib.request.Request(f"http://127.0.0.1:{port}{url}",
                                              headers={"Referer": f"https://shop.example/?email={EMAIL}"})
             try:
-                urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
+                # generous: the first request waits for the worker to boot (a busy machine)
+                urllib.request.urlopen(request, timeout=120).close()  # noqa: S310 - loopback
             except urllib.error.HTTPError as exc:
                 exc.close()
         time.sleep(0.5)
