@@ -440,12 +440,13 @@ def _keeps_package(request: DataSubjectRequest) -> bool:
         RequestType.ACCESS, RequestType.PORTABILITY}
 
 
-def request_data_destroy(*, request: DataSubjectRequest) -> None:
+def request_data_destroy(*, request: DataSubjectRequest) -> bool:
     """Destroy what a closed request fetched: its files and data key, or, for an access request
     whose package is still offered, the access-phase files only (the package goes at expiry).
 
     Idempotent. With the key go the request's encrypted columns (e-mail, details, identity seeds,
-    masking key); the record keeps dates, statuses, counts and categories.
+    masking key); the record keeps dates, statuses, counts and categories. Returns whether
+    anything was destroyed.
     """
     from dsr import files
     from dsr.package import PACKAGE_NAME
@@ -455,14 +456,15 @@ def request_data_destroy(*, request: DataSubjectRequest) -> None:
         if removed:
             event_add(request, "data_destroyed", f"{removed} access-phase result files deleted "
                       "(the package and its key are destroyed when the link expires)")
-        return
+        return bool(removed)
     if _data_key_live(request.data_key_id):
         _free_text_scrub(request)  # while the identity seeds can still be read
         files.request_data_destroy(request_id=request.id, dek_id=request.data_key_id)
         event_add(request, "data_destroyed", "request files deleted and data key destroyed "
                   "(counts and categories kept)")
-    else:
-        files.request_dir_remove(request.id)
+        return True
+    files.request_dir_remove(request.id)
+    return False
 
 
 def _free_text_scrub(request: DataSubjectRequest) -> None:
@@ -583,8 +585,7 @@ def dsr_request_data_sweep() -> int:
                    .values_list("id", flat=True))
         done = 0
         for request in batch:
-            if request.data_key_id in live:
-                request_data_destroy(request=request)
+            if request.data_key_id in live and request_data_destroy(request=request):
                 done += 1
         batch.clear()
         return done
