@@ -881,6 +881,14 @@ def phase_verify(task: RequestTask) -> dict:
     with _connector(request, store) as connector:
         if originals:
             reread = list(connector.retrieve_by_key(collection, originals))
+            if not connector.rereads_by_key(collection):
+                # A kept (masked) row the connector cannot find by key again cannot be verified.
+                seen = {row_label(collection, r, key) for r in reread}
+                for label, original in by_label.items():
+                    plan = row_plan(collection=collection, row=original, secret=_secret(request), node=task.node)
+                    if label not in seen and plan is not None and not plan.delete and fingerprints.get(label):
+                        leftover(label, "*", "cannot be read again by key to verify it "
+                                 "(configure options.read for this collection)")
         if inputs or store.type == "mamoru":
             found = list(connector.retrieve(collection, inputs))
     for row in reread:

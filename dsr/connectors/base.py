@@ -84,6 +84,11 @@ class BaseConnector:
         yielded. Verification uses it to re-read every row the access phase found."""
         raise NotImplementedError(f"{type(self).__name__} must implement retrieve_by_key() (verification)")
 
+    def rereads_by_key(self, collection: CollectionSpec) -> bool:
+        """Whether ``retrieve_by_key`` finds a row whose searchable values were masked. When not,
+        verification cannot tell a masked row from a deleted one and fails rather than pass."""
+        return True
+
     def close(self) -> None:
         """Release connections. Called once after use, also after errors."""
 

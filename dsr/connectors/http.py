@@ -231,6 +231,9 @@ class HttpConnector(BaseConnector):
                 count += 1
         return count
 
+    def rereads_by_key(self, collection: CollectionSpec) -> bool:
+        return bool(collection.options.get("read"))
+
     def retrieve_by_key(self, collection: CollectionSpec, rows: list[dict]) -> Iterator[dict]:
         """Re-read rows: with ``options.read`` (``GET /members/{id}``; not found = gone), else through
         ``options.lookup`` with each row's own lookup values, keeping the rows with the same key

@@ -165,3 +165,34 @@ def test_fingerprints_ignore_case_width_and_spaces():
     assert fingerprint(key, "０９０") == fingerprint(key, "090")
     assert fingerprint(key, None) is None and fingerprint(key, "  ") is None
     assert fingerprint(key, "a") != fingerprint(b"j" * 32, "a")
+
+
+@pytest.mark.parametrize("read_endpoint", [False, True])
+def test_http_rows_masked_in_place_need_a_read_endpoint_to_be_verified(workspaces, mailoutbox, sqlite_stores,
+                                                                       read_endpoint):
+    """A vendor API row whose e-mail is hashed can no longer be found by the lookup: without a
+    ``read`` endpoint verification cannot tell masked from deleted, so it does not pass."""
+    from dsr import demo
+    from governance.datamap.services import datamap_load_text
+
+    stores = sqlite_stores
+    text = demo.datamap_yaml(shop_url=stores.shop_url, crm_url=stores.crm_url, mailing_url=stores.mailing_url,
+                             token="test-token", attempts=1, backoff=0.01)
+    deleted = "email: {category: user.contact.email, identity: email, strategy: delete_row}"
+    head, _sep, tail = text.rpartition(deleted)  # the mailing list's members (the last one)
+    text = head + "email: {category: user.contact.email, identity: email, strategy: hash}" + tail
+    if read_endpoint:
+        lookup = 'lookup: {path: /members, params: {email: "{email}"}, rows: data}'
+        text = text.replace(lookup, lookup + '\n          read: {path: "/members/{id}", row: data}')
+    datamap_load_text(text=text, filename="t.yaml", prune=True)
+    request = submit_verified(workspaces[0], mailoutbox, "erasure")
+    run_inline(request)
+    request.refresh_from_db()
+    member = next(m for m in stores.mailing.all_members() if m["id"] == SUBJECT_ID)
+    assert member["email"] != "subject.person@example.com" and member["name"] is None  # masked in place
+    if read_endpoint:
+        assert request.status == RequestStatus.COMPLETED, request.attention_reason
+    else:
+        assert request.status == RequestStatus.NEEDS_ATTENTION
+        assert (f"store mailing, collection members, row id={SUBJECT_ID}: cannot be read again by key"
+                in request.attention_reason)
