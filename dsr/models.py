@@ -145,12 +145,12 @@ class RequestTask(models.Model):
     backoff_seconds = models.FloatField(default=2.0)
     max_backoff_seconds = models.FloatField(default=60.0)
     lease = models.UUIDField(null=True, blank=True, editable=False)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
     # Renewed by the running worker's heartbeat; once past, another worker may take the node over.
     lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
     # Hash of the node's collection spec when planned (a retry re-plans nodes whose spec changed).
     spec_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)

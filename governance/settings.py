@@ -360,8 +360,6 @@ MAMORU_DSR_PACKAGE_DAYS = env.int("MAMORU_DSR_PACKAGE_DAYS", default=14)
 MAMORU_DSR_RECORD_MONTHS = env.int("MAMORU_DSR_RECORD_MONTHS", default=24)
 MAMORU_DSR_REMIND_DAYS = env.int("MAMORU_DSR_REMIND_DAYS", default=7)
 MAMORU_DSR_NODE_TIMEOUT_SECONDS = env.int("MAMORU_DSR_NODE_TIMEOUT_SECONDS", default=600)
-MAMORU_DSR_LOST_MESSAGE_SECONDS = env.int("MAMORU_DSR_LOST_MESSAGE_SECONDS", default=300)
-MAMORU_DSR_FILES_DIR = env("MAMORU_DSR_FILES_DIR", default=str(VAR_DIR / "dsr"))
 # Node leases: a running node's worker renews its lease every HEARTBEAT seconds; a lease not
 # renewed for LEASE seconds means the worker died, and the watchdog (every 15 s) hands the node on.
 MAMORU_DSR_LEASE_SECONDS = env.int("MAMORU_DSR_LEASE_SECONDS", default=30)
@@ -374,6 +372,8 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "unacked_restore_interval": 10,
         "unacked_restore_throttle": 1,
     }
+MAMORU_DSR_LOST_MESSAGE_SECONDS = env.int("MAMORU_DSR_LOST_MESSAGE_SECONDS", default=300)
+MAMORU_DSR_FILES_DIR = env("MAMORU_DSR_FILES_DIR", default=str(VAR_DIR / "dsr"))
 MAMORU_PUBLIC_URL = env("MAMORU_PUBLIC_URL", default="http://127.0.0.1:8000")
 # The demo's mailing-list API (a data-map store), started by `manage.py run_demo` / `make run`.
 MAMORU_DEMO_PROCESSES["dsr-mailing"] = ["{python}", str(BASE_DIR / "manage.py"), "run_demo_mailing"]
