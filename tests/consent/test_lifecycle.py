@@ -59,6 +59,7 @@ def test_rebuild_equals_stored_and_reports_differences(server):
     assert consent_states_rebuild().clean
 
 
+@pytest.mark.tampers_evidence
 def test_changed_event_is_detected_by_chain_check(server):
     server.post(EVENTS, {"events": [{"browser_id": f"browser-{i:04d}", "purpose": "analytics", "state": "given"}
                                     for i in range(3)]}, format="json")
