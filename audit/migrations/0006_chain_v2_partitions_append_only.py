@@ -120,5 +120,5 @@ class Migration(migrations.Migration):
             model_name='auditentry',
             constraint=models.UniqueConstraint(fields=('partition', 'pseq'), name='audit_entry_partition_pseq'),
         ),
-        migrations.RunPython(append_only_create, append_only_drop),
+        migrations.RunPython(append_only_create, append_only_drop, atomic=False),
     ]

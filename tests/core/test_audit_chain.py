@@ -138,7 +138,7 @@ def _other_value(field, entry):
     if column in ("seq", "pseq"):
         return value + 100_000
     if column == "partition":
-        return 7
+        return value + 1
     if column == "chain_version":
         return 1
     if column in ("actor_id", "content_type_id"):
