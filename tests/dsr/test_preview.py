@@ -10,7 +10,6 @@ from dsr.execution import inline_mode, node_run
 from dsr.models import RequestStatus, RequestTask, TaskPhase, TaskStatus, WorkspaceDsrPolicy
 from dsr.preview import PreviewForbidden, erasure_preview, erasure_preview_reveal
 from tests.dsr.conftest import SUBJECT_ID, load_map, subject_profile, submit_verified
-from tests.e2e.conftest import chromium_browser  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 EMAIL = "subject.person@example.com"
@@ -139,30 +138,3 @@ def test_preview_is_only_for_erasure_requests(workspaces, mailoutbox, sqlite_sto
     with pytest.raises(DsrInvalid):
         erasure_preview(request=request)
 
-
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
-def test_preview_on_the_admin_page_in_chromium(chromium_browser, live_server, workspaces, role_users,  # noqa: F811
-                                              mailoutbox, sqlite_stores):
-    """The DPO sees the dry run on the request page (masked), then the values with a reason."""
-    from tests.e2e.conftest import ARTIFACTS
-    from tests.e2e.test_admin_dsr_approve import login
-
-    request = _access_only(_awaiting(workspaces[0], mailoutbox, sqlite_stores), role_users["dpo"])
-    subject = _subject(sqlite_stores)
-    context = chromium_browser.new_context(locale="en-US")
-    page = context.new_page()
-    login(page, live_server, role_users["dpo"])
-    page.goto(f"{live_server.url}/admin/dsr/datasubjectrequest/{request.pk}/change/")
-    preview = page.locator("#erasure-preview")
-    assert "shop.customers" in preview.inner_text() and subject["email"] not in page.content()
-    ARTIFACTS.mkdir(exist_ok=True)
-    preview.screenshot(path=str(ARTIFACTS / "dsr-erasure-preview-masked.png"))
-    page.click("#erasure-preview-reveal")
-    page.fill("textarea[name=reason]", "checking the erasure before approval")
-    page.click("#erasure-preview-show")
-    page.wait_for_selector("#erasure-preview")
-    page.locator("details").first.evaluate("d => d.open = true")
-    assert subject["email"] in page.content()
-    page.screenshot(path=str(ARTIFACTS / "dsr-erasure-preview-revealed.png"), full_page=True)
-    context.close()
