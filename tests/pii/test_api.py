@@ -196,7 +196,10 @@ def test_alert_acknowledge_is_audited(analyst_client, workspaces, role_users, pi
     alert_acknowledge(alert=alert, actor=role_users["dpo"], note="checked with the CRM team")
     alert.refresh_from_db()
     assert alert.status == AlertStatus.ACKNOWLEDGED and open_alerts_count() == 0
-    entry = AuditEntry.objects.filter(object_pk=str(alert.pk), action=AuditEntry.Action.UPDATE).get()
+    from django.contrib.contenttypes.models import ContentType
+
+    entry = AuditEntry.objects.filter(content_type=ContentType.objects.get_for_model(PiiAlert),
+                                      object_pk=str(alert.pk), action=AuditEntry.Action.UPDATE).get()
     assert entry.actor == role_users["dpo"] and "status" in entry.fields
 
 
