@@ -14,6 +14,7 @@ expressions below still apply, and they always run after the registered masker a
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from governance.crypto import envelope
 
+logger = logging.getLogger(__name__)
 REVEAL_PERMISSION = "subjects.reveal_profile_pii"
 KEY_OWNER = "audit.freetext"
 _AAD = b"audit.freetext:v1"
@@ -51,7 +53,12 @@ def freetext_mask(text: str) -> str:
     """``text`` with identified personal data replaced by ``<ENTITY_TYPE>``."""
     if not text or text in _clean_cache:
         return text
-    masked = _masker(text) if _masker is not None else text
+    masked = text
+    if _masker is not None:
+        try:
+            masked = _masker(text)
+        except Exception:  # a recognizer bug must not stop an audited action: the built-in masks still apply
+            logger.exception("free-text masker failed; built-in e-mail/phone masking only")
     masked = _builtin_mask(masked)
     if masked == text:
         if len(_clean_cache) >= _CLEAN_CACHE_SIZE:
