@@ -901,17 +901,15 @@ def phase_verify(task: RequestTask) -> dict:
             leftover(label, "*", "row planned for deletion is still present")
             continue
         before = fingerprints.get(label, {})
-        for name in sorted(checked):
-            if name in pk:
-                if name in before:
-                    leftover(label, name, "the row's key is personal data and the row is still present")
-                continue
-            if name in before and name in row and fingerprint(key, row[name]) == before[name]:
-                leftover(label, name, "still holds its original value")
-        for name, value in row.items():
+        for name in sorted(checked & pk):
+            if name in before:
+                leftover(label, name, "the row's key is personal data and the row is still present")
+        for name, value in sorted(row.items()):
             if name in retained or name in pk or name == "_key" or value is None:
                 continue
-            if _normalised(value) in seed_values and name not in checked:
+            if name in checked and name in before and fingerprint(key, value) == before[name]:
+                leftover(label, name, "still holds its original value")
+            elif _normalised(value) in seed_values:
                 leftover(label, name, "holds one of the subject's identities")
     for row in found:
         label = row_label(collection, row, key)

@@ -196,3 +196,21 @@ def test_http_rows_masked_in_place_need_a_read_endpoint_to_be_verified(workspace
         assert request.status == RequestStatus.NEEDS_ATTENTION
         assert (f"store mailing, collection members, row id={SUBJECT_ID}: cannot be read again by key"
                 in request.attention_reason)
+
+
+def test_identity_written_into_another_field_is_caught(workspaces, mailoutbox, sqlite_stores):
+    """A writer copies the person's e-mail into a free-text field of the erased row."""
+    stores = sqlite_stores
+    load_map(stores, attempts=1, backoff=0.01)
+    request = submit_verified(workspaces[0], mailoutbox, "erasure")
+    run_inline(request, stop_before={"verify:shop.customers"})
+    engine = stores.engine("shop")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE customers SET address = :a WHERE id = :i"),
+                     {"a": " Subject.Person@example.com", "i": SUBJECT_ID})
+    engine.dispose()
+    run_inline(request)
+    request.refresh_from_db()
+    assert request.status == RequestStatus.NEEDS_ATTENTION
+    assert (f"store shop, collection customers, row id={SUBJECT_ID}, field address: holds one of the "
+            "subject's identities") in request.attention_reason
