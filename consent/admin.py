@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from consent.models import (
+    ConsentAmendment,
     ConsentEvent,
     ConsentState,
     KeyKind,
@@ -196,6 +197,14 @@ class ConsentEventAdmin(ReadOnlyAdmin):
     exclude = ("identity_index",)
     date_hierarchy = "occurred_at"
     show_full_result_count = False
+
+
+@admin.register(ConsentAmendment)
+class ConsentAmendmentAdmin(ReadOnlyAdmin):
+    """Merges and erasure redactions, chained with the events they changed (read-only)."""
+
+    list_display = ("seq", "kind", "profile_ref", "survivor_ref", "recorded_at", "actor_label")
+    list_filter = ("kind",)
 
 
 @admin.register(ConsentState)

@@ -211,3 +211,16 @@ def test_an_export_directory_that_cannot_be_written_is_reported(settings, tmp_pa
     run.refresh_from_db()
     assert not run.ok and run.problems[0]["kind"] == "export_failed"
     assert len(mail.outbox) == 1
+
+
+def test_the_dpo_sees_runs_and_consent_amendments_in_the_admin(heads, consent_events, role_users):
+    from django.test import Client
+
+    run = chains_verify().run
+    client = Client()
+    client.force_login(role_users["dpo"])
+    assert client.get("/admin/audit/verificationrun/").status_code == 200
+    assert client.get(f"/admin/audit/verificationrun/{run.pk}/change/").status_code == 200
+    assert client.get("/admin/consent/consentamendment/").status_code == 200
+    page = client.get("/admin/").content.decode()
+    assert "Evidence chain verification" in page and "Intact" in page
