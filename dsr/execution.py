@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import threading
 import time
 import traceback
@@ -457,50 +458,54 @@ def _lease_data(task: RequestTask, now, *, how: str) -> dict:
     }
 
 
-class _Heartbeat:
-    """Renews a running node's lease from a thread until the node finishes.
+class _Heartbeats:
+    """One thread per process renews the leases of the nodes running in it (every
+    ``MAMORU_DSR_HEARTBEAT_SECONDS``), so a node takes no thread of its own.
 
-    Not started inside a caller's transaction (tests): the renewal would wait for that
-    transaction's row lock.
+    Nodes run inside a caller's transaction (tests) are not renewed: the renewal would wait for
+    that transaction's row lock.
     """
 
-    def __init__(self, task_id: int, lease: uuid.UUID):
-        self.task_id = task_id
-        self.lease = lease
-        self.stopped = threading.Event()
-        self.lost = False
-        self.thread: threading.Thread | None = None
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.leases: dict[int, uuid.UUID] = {}
+        self.pid: int | None = None
 
-    def start(self) -> _Heartbeat:
+    def add(self, task_id: int, lease: uuid.UUID) -> None:
         if connection.in_atomic_block or heartbeat_seconds() <= 0:
-            return self
-        self.thread = threading.Thread(target=self._run, name=f"dsr-heartbeat-{self.task_id}", daemon=True)
-        self.thread.start()
-        return self
+            return
+        with self.lock:
+            self.leases[task_id] = lease
+            if self.pid != os.getpid():  # first node in this process (or in a forked worker child)
+                self.pid = os.getpid()
+                threading.Thread(target=self._run, name="dsr-heartbeat", daemon=True).start()
+
+    def remove(self, task_id: int) -> None:
+        with self.lock:
+            self.leases.pop(task_id, None)
 
     def _run(self) -> None:
-        try:
-            while not self.stopped.wait(heartbeat_seconds()):
+        while True:
+            time.sleep(heartbeat_seconds())
+            with self.lock:
+                current = dict(self.leases)
+            if not current:
+                continue
+            try:
                 now = timezone.now()
-                try:
-                    renewed = RequestTask.objects.filter(
-                        pk=self.task_id, lease=self.lease, status=TaskStatus.RUNNING,
-                    ).update(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds()))
-                except Exception:  # noqa: BLE001 - a missed beat is retried; the lease allows several
-                    logger.warning("DSR node %s: heartbeat failed", self.task_id, exc_info=True)
-                    continue
-                if not renewed:
-                    self.lost = True
-                    logger.warning("DSR node %s: lease lost (taken over); its result will be discarded",
-                                   self.task_id)
-                    return
-        finally:
-            connections.close_all()  # this thread's connections only
+                for task_id, lease in current.items():
+                    renewed = RequestTask.objects.filter(pk=task_id, lease=lease, status=TaskStatus.RUNNING).update(
+                        heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds()))
+                    if not renewed:
+                        self.remove(task_id)
+                        logger.warning("DSR node %s: lease lost (taken over); its result will be discarded", task_id)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease allows several
+                logger.warning("DSR heartbeat failed", exc_info=True)
+            finally:
+                connections.close_all()  # this thread's connections only
 
-    def stop(self) -> None:
-        self.stopped.set()
-        if self.thread is not None:
-            self.thread.join(timeout=30)
+
+_heartbeats = _Heartbeats()
 
 
 def node_run(*, task_id: int) -> str:
@@ -523,7 +528,7 @@ def _node_run_once(task_id: int) -> tuple[str, int | None]:
     if claimed is None:
         return "skipped", None
     task, lease = claimed
-    heartbeat = _Heartbeat(task.pk, lease).start()
+    _heartbeats.add(task.pk, lease)
     began = time.monotonic()
     outcome: dict = {}
     error = ""
@@ -548,7 +553,7 @@ def _node_run_once(task_id: int) -> tuple[str, int | None]:
         status = TaskStatus.FAILED
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
     finally:
-        heartbeat.stop()
+        _heartbeats.remove(task.pk)
     follow = _finish(task, lease, status=status, error=error, outcome=outcome, retry_in=retry_in,
                      duration_ms=int((time.monotonic() - began) * 1000))
     return status, follow
