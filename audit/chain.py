@@ -359,7 +359,11 @@ def chain_verify(
         parts = sorted(set(groups) | {p for p, h in heads.items() if h.seq})
     else:
         unsealed = AuditEntry.objects.filter(pseq__isnull=True).order_by("id").iterator(chunk_size=2000)
-        stored = set(AuditEntry.objects.order_by().values_list("partition", flat=True).distinct())
+        if start:
+            # Incremental run: the partitions with a head (a full run also finds head-less ones).
+            stored = set(start)
+        else:
+            stored = set(AuditEntry.objects.order_by().values_list("partition", flat=True).distinct())
         parts = sorted(stored | {p for p, h in heads.items() if h.seq})
         groups = None
     for part in parts:
