@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.apps import apps
 from django.core.checks import Tags, Warning, register
+from django.db import connections
 
 W001 = "datamap.W001"
 
@@ -18,6 +19,10 @@ def datamap_store_scope_check(app_configs=None, databases=None, **kwargs) -> lis
     try:
         workspace = apps.get_model("subjects", "Workspace")
     except LookupError:
+        return []
+    # ``migrate`` runs database checks before it creates the tables: nothing to look at yet.
+    existing = set(connections["default"].introspection.table_names())
+    if not {workspace._meta.db_table, Store._meta.db_table} <= existing:
         return []
     if workspace.objects.count() < 2:
         return []
