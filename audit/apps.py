@@ -3,10 +3,11 @@ from django.utils.translation import gettext_lazy as _
 
 
 class AuditConfig(AppConfig):
+    """The audit kernel: entries, their hash chain, recording and verification.
+
+    Every app writes here, so it imports none of them (only Django, auditlog and the shared core).
+    Reports, exports, anomaly rules and the dashboard live one floor up in ``oversight``.
+    """
+
     name = "audit"
     verbose_name = _("Audit")
-
-    def ready(self) -> None:
-        # Fill the exporter and report registries at start-up, not on first use.
-        import audit.exporters  # noqa: F401
-        import audit.reports  # noqa: F401

@@ -10,13 +10,15 @@ django-guardian object permissions on the workspaces they are assigned
 from __future__ import annotations
 
 from fnmatch import fnmatch
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from guardian.shortcuts import assign_perm, remove_perm
 
-from governance.subjects.models import Workspace
+if TYPE_CHECKING:
+    from governance.subjects.models import Workspace
 
 DPO = "dpo"
 PRIVACY_ANALYST = "privacy_analyst"

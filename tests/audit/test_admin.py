@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.anomalies import anomalies_evaluate
+from oversight.anomalies import anomalies_evaluate
 from audit.models import AuditEntry, Outcome
 from audit.models_exports import AnomalyAlert, AnomalyKind, AnomalyRule, AuditExport
 from audit.services import access_record

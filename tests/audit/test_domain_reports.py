@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from audit.exporters.services import audit_export_create, audit_export_stream
+from oversight.exporters.services import audit_export_create, audit_export_stream
 from governance.api.errors import NotFound
 from tests.factories import make_profile
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from audit.exporters import storage
-from audit.exporters.services import (
+from oversight.exporters import storage
+from oversight.exporters.services import (
     ExportGone,
     audit_export_create,
     audit_export_download,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from audit.exporters.services import audit_export_download, audit_export_enqueue
+from oversight.exporters.services import audit_export_download, audit_export_enqueue
 from audit.models import AuditEntry, AuditExport
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -1,4 +1,4 @@
-"""Exporter registry: ``register`` a :class:`~audit.exporters.base.BaseExporter` subclass by identifier.
+"""Exporter registry: ``register`` a :class:`~oversight.exporters.base.BaseExporter` subclass by identifier.
 
 The built-in formats (csv, jsonl, xlsx, pdf) are registered when this package is imported.
 """
@@ -43,4 +43,4 @@ def exporters_all() -> dict[str, type]:
     return dict(sorted(_registry.items()))
 
 
-from audit.exporters import builtin  # noqa: E402,F401  (registers the built-in formats)
+from oversight.exporters import builtin  # noqa: E402,F401  (registers the built-in formats)

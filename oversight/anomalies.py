@@ -27,10 +27,10 @@ from django.utils.translation import gettext_lazy as _
 from audit import services as audit_services
 from audit.models import AuditEntry, Outcome
 from audit.models_exports import AnomalyAlert, AnomalyKind, AnomalyRule, AuditExport
-from audit.reports import keyset
 from governance.access.roles import DPO
 from governance.api.errors import Conflict, NotFound
 from governance.subjects.models import Profile
+from oversight.reports import keyset
 
 logger = logging.getLogger(__name__)
 DEFAULT_LOOKBACK = dt.timedelta(hours=24)

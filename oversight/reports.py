@@ -22,11 +22,11 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers, status
 
-from audit.exporters.base import Column, ReportTable
 from audit.models import AuditEntry
 from governance.access import policy
 from governance.api.errors import DomainError, NotFound
 from governance.subjects.models import Profile, Workspace
+from oversight.exporters.base import Column, ReportTable
 
 KEYSET_CHUNK = 5000
 VIEW_AUDIT = "audit.view_auditentry"
