@@ -53,8 +53,8 @@ def export_child(args) -> None:
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from audit.exporters import exporter_get
-    from audit.reports import report_get
+    from oversight.exporters import exporter_get
+    from oversight.reports import report_get
 
     user = get_user_model().objects.get(username="bench")
     report, csv_exporter = report_get("access_log"), exporter_get("csv")

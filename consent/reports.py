@@ -15,8 +15,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from audit.exporters.base import Column, ReportTable
-from audit.reports import (
+from oversight.exporters.base import Column, ReportTable
+from oversight.reports import (
     VIEW_AUDIT,
     BaseReport,
     DateRangeFilters,

@@ -4,7 +4,8 @@ list, detail, approve, deny, extend and retry for staff."""
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from django.utils.translation import gettext
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.response import Response
@@ -235,3 +236,31 @@ RequestDenyApi = _action("deny", dsr_request_deny, True)
 RequestExtendApi = _action("extend", dsr_request_extend, True)
 RequestRetryApi = _action("retry", dsr_request_retry, False)
 
+
+class RequestProgressApi(APIView):
+    @extend_schema(
+        operation_id="audit_request_progress",
+        summary="Progress of a data-subject request (polled by the admin's request page)",
+        responses={200: inline_serializer("RequestProgress", {
+            "status": serializers.CharField(), "percent": serializers.IntegerField(),
+            "done": serializers.IntegerField(), "total": serializers.IntegerField(),
+            "failed": serializers.IntegerField(), "running": serializers.IntegerField(),
+            "text": serializers.CharField(),
+        })},
+        examples=[OpenApiExample("Half way", value={
+            "status": "running", "percent": 50, "done": 3, "total": 6, "failed": 0, "running": 1,
+            "text": "50% — 3 of 6 nodes done, 0 failed"}, response_only=True)],
+        tags=["audit"],
+    )
+    def get(self, request, request_id):
+        if not request.user.has_perm("dsr.view_datasubjectrequest"):
+            raise NotFound("No such request.")
+        req = DataSubjectRequest.objects.filter(
+            pk=request_id, workspace__in=workspaces_visible_to(request.user)
+        ).first()
+        if req is None:
+            raise NotFound("No such request.")
+        p = dsr_request_progress(request=req)
+        text = gettext("%(p)s%% — %(d)s of %(t)s nodes done, %(f)s failed") % {
+            "p": p["percent"], "d": p["done"], "t": p["total"], "f": p["failed"]}
+        return Response({"status": req.status, **p, "text": text})

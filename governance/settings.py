@@ -79,6 +79,7 @@ INSTALLED_APPS += [
         "governance.datamap",
         "consent",
         "dsr",
+        "oversight",
     )
     if (BASE_DIR / app.replace(".", "/") / "apps.py").exists()
 ]
@@ -299,7 +300,7 @@ MAMORU_DEMO_SEEDERS = [
     "consent.demo.seed",
     "dsr.demo.seed",
     "governance.pii.demo.seed",
-    "audit.demo.seed",
+    "oversight.demo.seed",
 ]
 
 AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"

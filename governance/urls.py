@@ -20,7 +20,7 @@ from governance.views import healthz
 # the portal in dsr.portal, mounts its own when its app is installed).
 FEATURE_PACKAGES = [
     "governance.subjects", "governance.access", "governance.pii", "governance.datamap",
-    "consent", "dsr", "dsr.portal", "audit",
+    "consent", "dsr", "dsr.portal", "oversight",
 ]
 
 

@@ -13,3 +13,21 @@ class AccessConfig(AppConfig):
         from governance.access.roles import roles_sync_on_migrate
 
         post_migrate.connect(roles_sync_on_migrate, dispatch_uid="mamoru.roles_sync")
+
+        # Configuration history: users, roles (groups) and their permissions, object permissions
+        # and API tokens.
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+        from guardian.models import GroupObjectPermission, UserObjectPermission
+
+        from audit.history import history_register
+        from audit.verification import alert_recipients_register
+        from governance.access.models import ApiToken
+        from governance.access.roles import dpo_emails
+
+        alert_recipients_register(dpo_emails)  # chain breaks are told to the DPOs
+
+        history_register(get_user_model(), m2m=("groups", "user_permissions"))
+        history_register(Group, m2m=("permissions",))
+        for model in (UserObjectPermission, GroupObjectPermission, ApiToken):
+            history_register(model)

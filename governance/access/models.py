@@ -1,4 +1,7 @@
-"""Object permissions (django-guardian, direct foreign keys) and hashed API tokens."""
+"""Object permissions (django-guardian, direct foreign keys) and hashed API tokens.
+
+Workspaces are referred to by label: access sits below the subjects app (see ``policy``).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +14,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-from governance.subjects.models import Workspace
-
 
 class WorkspaceUserObjectPermission(UserObjectPermissionBase):
-    content_object = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    content_object = models.ForeignKey("subjects.Workspace", on_delete=models.CASCADE)
 
 
 class WorkspaceGroupObjectPermission(GroupObjectPermissionBase):
-    content_object = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    content_object = models.ForeignKey("subjects.Workspace", on_delete=models.CASCADE)
 
 
 TOKEN_PREFIX = "mmr_"

@@ -1,14 +1,25 @@
 """Who may see what: the one place that answers, used by the API, the admin and exports.
 
 Deny by default. A profile someone may not see is absent from their lists and a 404 on its own.
+
+Access sits below the subjects app, whose API and admin ask it: it knows workspaces and profiles
+by model label through Django's app registry, as ``contrib.auth`` knows the user model, and never
+imports ``governance.subjects``.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from django.apps import apps
 from django.db.models import QuerySet
 from guardian.shortcuts import get_objects_for_user
 
-from governance.subjects.models import Profile, Workspace
+if TYPE_CHECKING:
+    from governance.subjects.models import Profile, Workspace
+
+WORKSPACE_MODEL = "subjects.Workspace"
+PROFILE_MODEL = "subjects.Profile"
 
 VIEW_ALL = "subjects.view_profile"
 REVEAL_ALL = "subjects.reveal_profile_pii"
@@ -21,6 +32,7 @@ def _authenticated(user) -> bool:
 
 
 def workspaces_visible_to(user) -> QuerySet[Workspace]:
+    Workspace = apps.get_model(WORKSPACE_MODEL)  # noqa: N806 - a model class
     if not _authenticated(user):
         return Workspace.objects.none()
     if user.has_perm(VIEW_ALL):
@@ -36,7 +48,7 @@ def may_list_profiles(user) -> bool:
 
 
 def profiles_visible_to(user, queryset: QuerySet[Profile] | None = None) -> QuerySet[Profile]:
-    queryset = Profile.objects.all() if queryset is None else queryset
+    queryset = apps.get_model(PROFILE_MODEL).objects.all() if queryset is None else queryset
     if not _authenticated(user):
         return queryset.none()
     if user.has_perm(VIEW_ALL):

@@ -10,13 +10,16 @@ django-guardian object permissions on the workspaces they are assigned
 from __future__ import annotations
 
 from fnmatch import fnmatch
+from typing import TYPE_CHECKING
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from guardian.shortcuts import assign_perm, remove_perm
 
-from governance.subjects.models import Workspace
+if TYPE_CHECKING:
+    from governance.subjects.models import Workspace
 
 DPO = "dpo"
 PRIVACY_ANALYST = "privacy_analyst"
@@ -76,6 +79,12 @@ def roles_sync_on_migrate(sender, using="default", **kwargs) -> None:
     if using != "default" or getattr(sender, "label", "") != "access":
         return
     roles_sync()
+
+
+def dpo_emails() -> list[str]:
+    """The addresses of active users with the DPO role (alerts, breaks, failed requests)."""
+    users = get_user_model().objects.filter(groups__name=DPO, is_active=True).exclude(email="")
+    return sorted({u.email for u in users})
 
 
 def access_workspace_assign(*, user, workspace: Workspace) -> None:

@@ -9,7 +9,7 @@ class PiiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance.pii import checks  # noqa: F401  (registers the system checks)
+        from governance.pii import checks, dashboard  # noqa: F401  (system checks, dashboard panel)
         from governance.pii.recognizers import autodiscover
         from governance.pii.signals import findings_follow_merge
         from governance.subjects.signals import profile_merged

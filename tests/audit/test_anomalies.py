@@ -6,11 +6,11 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from audit.anomalies import AlertAlreadyAcknowledged, alert_acknowledge, anomalies_evaluate
-from audit.exporters.services import audit_export_create
 from audit.models import AuditEntry, Outcome
 from audit.models_exports import AnomalyAlert, AnomalyKind, AnomalyRule
 from audit.services import access_record
+from oversight.anomalies import AlertAlreadyAcknowledged, alert_acknowledge, anomalies_evaluate
+from oversight.exporters.services import audit_export_create
 from tests.factories import make_profile
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from audit.exporters.services import audit_export_create, audit_export_stream
 from governance.api.errors import NotFound
+from oversight.exporters.services import audit_export_create, audit_export_stream
 from tests.factories import make_profile
 
 pytestmark = pytest.mark.django_db

@@ -10,17 +10,17 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from openpyxl import load_workbook
 
-from audit.exporters import UnknownExporter, exporter_get
-from audit.exporters.services import (
+from audit.models import AuditEntry, AuditExport
+from governance.api.errors import NotFound
+from governance.subjects.models import Profile
+from oversight.exporters import UnknownExporter, exporter_get
+from oversight.exporters.services import (
     audit_export_create,
     audit_export_download,
     audit_export_run,
     audit_export_stream,
 )
-from audit.models import AuditEntry, AuditExport
-from audit.reports import ACTION_NAMES, ReportFiltersInvalid
-from governance.api.errors import NotFound
-from governance.subjects.models import Profile
+from oversight.reports import ACTION_NAMES, ReportFiltersInvalid
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +137,7 @@ def test_background_export_is_encrypted_at_rest_and_download_is_audited(audited_
     # when
     export = audit_export_run(export_id=export.pk)
     # then
-    from audit.exporters.storage import exports_dir
+    from oversight.exporters.storage import exports_dir
 
     raw = (exports_dir() / export.file_name).read_bytes()
     body = b"".join(audit_export_download(export=export, user=dpo))
@@ -152,7 +152,7 @@ def test_background_export_is_encrypted_at_rest_and_download_is_audited(audited_
 
 
 def test_marketing_cannot_export(role_users, workspaces):
-    from audit.reports import ExportForbidden
+    from oversight.reports import ExportForbidden
 
     with pytest.raises(ExportForbidden):
         audit_export_create(user=role_users["marketing"], report="access_log", fmt="csv",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from audit.exporters import storage
-from audit.exporters.services import (
+from governance.crypto.envelope import data_key_create
+from oversight.exporters import storage
+from oversight.exporters.services import (
     ExportGone,
     audit_export_create,
     audit_export_download,
     audit_export_run,
     audit_exports_purge,
 )
-from governance.crypto.envelope import data_key_create
 
 pytestmark = pytest.mark.django_db
 

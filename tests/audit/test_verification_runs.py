@@ -11,11 +11,11 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from audit.dashboard import dashboard_context
 from audit.models_verification import VerificationRun
 from audit.verification import chains, chains_verify, heads_dir, heads_export
 from consent.chain import chain_check
 from consent.models import ChainHead, ConsentEvent, ConsentState
+from oversight.dashboard import dashboard_context
 from tests.factories import make_profile
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +86,7 @@ def test_a_break_is_recorded_shown_on_the_dashboard_and_mailed_once(heads, conse
     assert run.problems[0]["chain"] == "consent" and run.problems[0]["kind"] == "changed"
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [dpo.email]
     assert "event seq=3 was changed" in mail.outbox[0].body
-    panel = dashboard_context(user=dpo)["verification"]
+    panel = next(p["data"] for p in dashboard_context(user=dpo)["panels"] if p["identifier"] == "verification")
     assert panel["run"]["ok"] is False and panel["run"]["problems"] == 1
     from django.test import Client
 

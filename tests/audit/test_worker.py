@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from audit.exporters.services import audit_export_download, audit_export_enqueue
 from audit.models import AuditEntry, AuditExport
+from oversight.exporters.services import audit_export_download, audit_export_enqueue
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

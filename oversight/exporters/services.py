@@ -21,10 +21,10 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import status
 
 from audit import services as audit_services
-from audit.exporters import exporter_get, storage
 from audit.models import AuditExport, ExportStatus
-from audit.reports import ReportUnavailable, report_get
 from governance.api.errors import Conflict, DomainError, NotFound
+from oversight.exporters import exporter_get, storage
+from oversight.reports import ReportUnavailable, report_get
 
 PROGRESS_EVERY = 5000
 ERR_NOT_READY = "The export is not finished yet."
@@ -93,7 +93,7 @@ def audit_export_create(
 
 def audit_export_enqueue(*, user, report: str, fmt: str, filters, request=None) -> AuditExport:
     """Create a background export and queue its task once the transaction commits."""
-    from audit.tasks import audit_export_run_task  # late: tasks import this module
+    from oversight.tasks import audit_export_run_task  # late: tasks import this module
 
     export = audit_export_create(
         user=user, report=report, fmt=fmt, filters=filters, streamed=False, request=request

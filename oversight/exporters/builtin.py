@@ -12,8 +12,8 @@ from typing import IO
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from audit.exporters import register
-from audit.exporters.base import BaseExporter, ReportTable
+from oversight.exporters import register
+from oversight.exporters.base import BaseExporter, ReportTable
 
 FLUSH_ROWS = 2000
 XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit minus the header row

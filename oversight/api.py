@@ -9,8 +9,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.exporters import exporter_get, exporters_all
-from audit.exporters.services import (
+from audit.models import AuditExport
+from governance.api.serializers import StrictSerializer
+from oversight.exporters import exporter_get, exporters_all
+from oversight.exporters.services import (
     audit_export_create,
     audit_export_download,
     audit_export_enqueue,
@@ -18,9 +20,7 @@ from audit.exporters.services import (
     audit_export_stream,
     download_name,
 )
-from audit.models import AuditExport
-from audit.reports import ExportForbidden, reports_all
-from governance.api.serializers import StrictSerializer
+from oversight.reports import ExportForbidden, reports_all
 
 FORMATS = ["csv", "jsonl", "xlsx", "pdf"]
 
@@ -204,7 +204,7 @@ class AlertListApi(APIView):
         responses={200: AlertOutput(many=True)}, tags=["audit"],
     )
     def get(self, request):
-        from audit.anomalies import alerts_list
+        from oversight.anomalies import alerts_list
 
         _require_alert_access(request.user, "audit.view_anomalyalert")
         only_open = request.query_params.get("open") in {"1", "true", "yes"}
@@ -227,7 +227,7 @@ class AlertAcknowledgeApi(APIView):
         tags=["audit"],
     )
     def post(self, request, alert_id: int):
-        from audit.anomalies import alert_acknowledge, alert_get
+        from oversight.anomalies import alert_acknowledge, alert_get
 
         _require_alert_access(request.user, "audit.change_anomalyalert")
         data = self.InputSerializer(data=request.data)
@@ -237,41 +237,3 @@ class AlertAcknowledgeApi(APIView):
             note=data.validated_data.get("note", ""), request=request,
         )
         return Response(AlertOutput(alert).data)
-
-
-class RequestProgressApi(APIView):
-    @extend_schema(
-        operation_id="audit_request_progress",
-        summary="Progress of a data-subject request (polled by the admin's request page)",
-        responses={200: inline_serializer("RequestProgress", {
-            "status": serializers.CharField(), "percent": serializers.IntegerField(),
-            "done": serializers.IntegerField(), "total": serializers.IntegerField(),
-            "failed": serializers.IntegerField(), "running": serializers.IntegerField(),
-            "text": serializers.CharField(),
-        })},
-        examples=[OpenApiExample("Half way", value={
-            "status": "running", "percent": 50, "done": 3, "total": 6, "failed": 0, "running": 1,
-            "text": "50% — 3 of 6 nodes done, 0 failed"}, response_only=True)],
-        tags=["audit"],
-    )
-    def get(self, request, request_id):
-        from django.apps import apps
-        from django.utils.translation import gettext
-
-        from governance.access.policy import workspaces_visible_to
-        from governance.api.errors import NotFound
-
-        if not apps.is_installed("dsr") or not request.user.has_perm("dsr.view_datasubjectrequest"):
-            raise NotFound("No such request.")
-        from dsr.models import DataSubjectRequest
-        from dsr.selectors import dsr_request_progress
-
-        req = DataSubjectRequest.objects.filter(
-            pk=request_id, workspace__in=workspaces_visible_to(request.user)
-        ).first()
-        if req is None:
-            raise NotFound("No such request.")
-        p = dsr_request_progress(request=req)
-        text = gettext("%(p)s%% — %(d)s of %(t)s nodes done, %(f)s failed") % {
-            "p": p["percent"], "d": p["done"], "t": p["total"], "f": p["failed"]}
-        return Response({"status": req.status, **p, "text": text})

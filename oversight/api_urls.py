@@ -1,6 +1,6 @@
 from django.urls import path
 
-from audit import api
+from oversight import api
 
 urlpatterns = [
     path("audit/reports/", api.ReportListApi.as_view(), name="audit-reports"),
@@ -9,8 +9,6 @@ urlpatterns = [
     path("audit/exports/<uuid:export_id>", api.ExportDetailApi.as_view(), name="audit-export-detail"),
     path("audit/exports/<uuid:export_id>/download", api.ExportDownloadApi.as_view(),
          name="audit-export-download"),
-    path("audit/requests/<uuid:request_id>/progress", api.RequestProgressApi.as_view(),
-         name="audit-request-progress"),
     path("audit/alerts/", api.AlertListApi.as_view(), name="audit-alerts"),
     path("audit/alerts/<int:alert_id>/acknowledge", api.AlertAcknowledgeApi.as_view(),
          name="audit-alert-acknowledge"),

@@ -14,7 +14,6 @@ import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -28,10 +27,10 @@ from audit import services as audit_services
 from audit.freetext import freetext_mask
 from audit.models import AuditEntry, Outcome
 from audit.models_exports import AnomalyAlert, AnomalyKind, AnomalyRule, AuditExport
-from audit.reports import keyset
-from governance.access.roles import DPO
+from governance.access.roles import dpo_emails
 from governance.api.errors import Conflict, NotFound
 from governance.subjects.models import Profile
+from oversight.reports import keyset
 
 logger = logging.getLogger(__name__)
 DEFAULT_LOOKBACK = dt.timedelta(hours=24)
@@ -138,8 +137,7 @@ def anomalies_evaluate(
 
 
 def dpo_recipients() -> list[str]:
-    users = get_user_model().objects.filter(groups__name=DPO, is_active=True).exclude(email="")
-    return sorted({u.email for u in users})
+    return dpo_emails()
 
 
 def alert_describe(alert: AnomalyAlert) -> str:

@@ -22,11 +22,12 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers, status
 
-from audit.exporters.base import Column, ReportTable
 from audit.models import AuditEntry
 from governance.access import policy
 from governance.api.errors import DomainError, NotFound
+from governance.registry import Registry, UnknownName
 from governance.subjects.models import Profile, Workspace
+from oversight.exporters.base import Column, ReportTable
 
 KEYSET_CHUNK = 5000
 VIEW_AUDIT = "audit.view_auditentry"
@@ -59,25 +60,23 @@ class ReportFiltersInvalid(DomainError):
     title = _("The report filters are not valid.")
 
 
-_reports: dict[str, BaseReport] = {}
+reports: Registry[BaseReport] = Registry("report", instantiate=True)
 
 
 def register_report(cls: type[BaseReport]) -> type[BaseReport]:
-    _reports[cls.identifier] = cls()
-    return cls
+    """Class decorator: offer a report in the exports, the API and the admin."""
+    return reports.register(cls)
 
 
 def report_get(identifier: str) -> BaseReport:
     try:
-        return _reports[identifier]
-    except KeyError:
-        raise UnknownReport(
-            ERR_UNKNOWN_REPORT.format(name=identifier, known=", ".join(sorted(_reports)))
-        ) from None
+        return reports.get(identifier)
+    except UnknownName as exc:
+        raise UnknownReport(ERR_UNKNOWN_REPORT.format(name=identifier, known=", ".join(exc.known))) from None
 
 
 def reports_all() -> list[BaseReport]:
-    return list(_reports.values())
+    return reports.values()
 
 
 def keyset(queryset: QuerySet, fields: Sequence[str], *, key: str = "pk", chunk: int = KEYSET_CHUNK) -> Iterator[tuple]:

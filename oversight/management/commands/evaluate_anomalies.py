@@ -4,7 +4,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand
 
-from audit.anomalies import alert_describe, anomalies_evaluate, anomaly_rules_ensure_defaults
+from oversight.anomalies import alert_describe, anomalies_evaluate, anomaly_rules_ensure_defaults
 
 
 class Command(BaseCommand):

@@ -7,8 +7,8 @@ whole document (XLSX, PDF) write to a temporary file on disk and then yield it i
 
 Write your own::
 
-    from audit.exporters import register
-    from audit.exporters.base import BaseExporter
+    from oversight.exporters import register
+    from oversight.exporters.base import BaseExporter
 
     @register
     class TsvExporter(BaseExporter):

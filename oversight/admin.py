@@ -11,8 +11,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from audit.exporters import exporter_get, exporters_all
-from audit.exporters.services import (
+from audit.models_exports import AnomalyAlert, AnomalyRule, AuditExport, ExportStatus
+from audit.models_verification import VerificationRun
+from governance.admin_base import RecordAdmin
+from governance.api.errors import DomainError
+from oversight.exporters import exporter_get, exporters_all
+from oversight.exporters.services import (
     audit_export_create,
     audit_export_download,
     audit_export_enqueue,
@@ -20,11 +24,7 @@ from audit.exporters.services import (
     download_name,
     export_visible,
 )
-from audit.models_exports import AnomalyAlert, AnomalyRule, AuditExport, ExportStatus
-from audit.models_verification import VerificationRun
-from audit.reports import EXPORT_AUDIT, VIEW_AUDIT, reports_all
-from governance.admin_base import RecordAdmin
-from governance.api.errors import DomainError
+from oversight.reports import EXPORT_AUDIT, VIEW_AUDIT, reports_all
 
 # The DPO's dashboard replaces the admin's app list as the home page (the app list stays below it).
 admin.site.index_template = "admin/mamoru_dashboard.html"
@@ -181,7 +181,7 @@ class AnomalyAlertAdmin(RecordAdmin):
 
     @admin.action(description=_("Acknowledge the selected alerts"), permissions=["change"])
     def acknowledge(self, request, queryset):
-        from audit.anomalies import alert_acknowledge
+        from oversight.anomalies import alert_acknowledge
 
         done = 0
         for alert in queryset.filter(acknowledged_at__isnull=True):

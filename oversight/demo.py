@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 
-from audit.anomalies import anomalies_evaluate, anomaly_rules_ensure_defaults
 from audit.models import Outcome
 from audit.models_exports import AnomalyAlert
 from audit.services import access_record
 from governance.subjects.models import Profile
+from oversight.anomalies import anomalies_evaluate, anomaly_rules_ensure_defaults
 
 
 def seed(*, stdout, credentials: dict) -> None:
