@@ -15,6 +15,10 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from consent.chain import chain_verify
+from consent.models import ConsentEvent, Purpose, PurposeVersion
+from consent.selectors import purposes_published
+from governance.subjects.models import Profile, Workspace
 from oversight.exporters.base import Column, ReportTable
 from oversight.reports import (
     VIEW_AUDIT,
@@ -27,10 +31,6 @@ from oversight.reports import (
     report_meta,
     workspace_scope,
 )
-from consent.chain import chain_verify
-from consent.models import ConsentEvent, Purpose, PurposeVersion
-from consent.selectors import purposes_published
-from governance.subjects.models import Profile, Workspace
 
 
 @register_report

@@ -13,6 +13,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from dsr.models import DataSubjectRequest, RequestStatus
+from governance.subjects.models import Workspace
 from oversight.exporters.base import Column, ReportTable
 from oversight.reports import (
     VIEW_AUDIT,
@@ -25,8 +27,6 @@ from oversight.reports import (
     report_meta,
     workspace_scope,
 )
-from dsr.models import DataSubjectRequest, RequestStatus
-from governance.subjects.models import Workspace
 
 
 def _days_between(start: dt.datetime | None, end: dt.datetime | None) -> int | None:
