@@ -29,6 +29,7 @@ from audit.models import AuditEntry, Outcome
 from audit.models_exports import AnomalyAlert, AnomalyKind, AnomalyRule, AuditExport
 from governance.access.roles import dpo_emails
 from governance.api.errors import Conflict, NotFound
+from governance.registry import Registry
 from governance.subjects.models import Profile
 from oversight.reports import keyset
 
@@ -51,20 +52,72 @@ class _Bucket:
     distinct: set = field(default_factory=set)
 
 
+class BaseAnomalyKind:
+    """What one kind of rule counts: which audit entries, and whether each counts.
+
+    ``identifier`` is the rule's ``kind``. ``entries`` narrows a window's sealed entries;
+    ``counts`` may drop single entries (working hours); ``distinct_objects`` counts distinct
+    objects (profiles) instead of entries.
+    """
+
+    identifier: str = ""
+    distinct_objects: bool = False
+
+    def entries(self, qs: QuerySet[AuditEntry]) -> QuerySet[AuditEntry]:
+        raise NotImplementedError(f"{type(self).__name__} must implement entries(qs)")
+
+    def counts(self, rule: AnomalyRule, moment: dt.datetime) -> bool:
+        return True
+
+
+anomaly_kinds: Registry[BaseAnomalyKind] = Registry("anomaly kind", base=BaseAnomalyKind, instantiate=True)
+
+
+def _profile_reads(qs: QuerySet[AuditEntry]) -> QuerySet[AuditEntry]:
+    return qs.filter(action=AuditEntry.Action.ACCESS, outcome=Outcome.ALLOWED,
+                     content_type=ContentType.objects.get_for_model(Profile))
+
+
+@anomaly_kinds.register
+class ReadsPerHour(BaseAnomalyKind):
+    identifier = AnomalyKind.READS_PER_HOUR
+    distinct_objects = True
+
+    def entries(self, qs):
+        return _profile_reads(qs)
+
+
+@anomaly_kinds.register
+class OffHours(BaseAnomalyKind):
+    identifier = AnomalyKind.OFF_HOURS
+
+    def entries(self, qs):
+        return _profile_reads(qs)
+
+    def counts(self, rule, moment):
+        return is_off_hours(rule, moment)
+
+
+@anomaly_kinds.register
+class DeniedAttempts(BaseAnomalyKind):
+    identifier = AnomalyKind.DENIED_ATTEMPTS
+
+    def entries(self, qs):
+        return qs.filter(outcome=Outcome.DENIED)
+
+
+@anomaly_kinds.register
+class BulkExports(BaseAnomalyKind):
+    identifier = AnomalyKind.BULK_EXPORTS
+
+    def entries(self, qs):
+        return qs.filter(action=AuditEntry.Action.CREATE,
+                         content_type=ContentType.objects.get_for_model(AuditExport))
+
+
 def _rule_entries(rule: AnomalyRule, since: dt.datetime, until: dt.datetime) -> QuerySet[AuditEntry]:
     qs = AuditEntry.objects.filter(timestamp__gte=since, timestamp__lt=until, seq__isnull=False)
-    if rule.kind in (AnomalyKind.READS_PER_HOUR, AnomalyKind.OFF_HOURS):
-        return qs.filter(
-            action=AuditEntry.Action.ACCESS, outcome=Outcome.ALLOWED,
-            content_type=ContentType.objects.get_for_model(Profile),
-        )
-    if rule.kind == AnomalyKind.DENIED_ATTEMPTS:
-        return qs.filter(outcome=Outcome.DENIED)
-    if rule.kind == AnomalyKind.BULK_EXPORTS:
-        return qs.filter(
-            action=AuditEntry.Action.CREATE, content_type=ContentType.objects.get_for_model(AuditExport)
-        )
-    raise ValueError(f"unknown anomaly kind {rule.kind!r}")
+    return anomaly_kinds.get(rule.kind).entries(qs)
 
 
 def is_off_hours(rule: AnomalyRule, moment: dt.datetime) -> bool:
@@ -84,11 +137,12 @@ def rule_evaluate(
     *, rule: AnomalyRule, since: dt.datetime, until: dt.datetime
 ) -> list[AnomalyAlert]:
     """Raise the alerts of one rule for entries in [since, until); return the new ones."""
+    kind = anomaly_kinds.get(rule.kind)
     buckets: dict[tuple[str, dt.datetime], _Bucket] = defaultdict(_Bucket)
     fields = ("id", "seq", "actor_id", "actor_email", "timestamp", "object_pk")
     entries = keyset(_rule_entries(rule, since, until), fields, key="id")
     for _id, seq, actor_id, actor_email, ts, object_pk in entries:
-        if rule.kind == AnomalyKind.OFF_HOURS and not is_off_hours(rule, ts):
+        if not kind.counts(rule, ts):
             continue
         label = actor_email or (f"user {actor_id}" if actor_id else "anonymous")
         bucket = buckets[(label, _window_start(ts, rule.window_minutes))]
@@ -96,12 +150,12 @@ def rule_evaluate(
         bucket.actor_id = actor_id
         bucket.first_seq = seq if bucket.first_seq is None else bucket.first_seq
         bucket.last_seq = seq
-        if rule.kind == AnomalyKind.READS_PER_HOUR:
+        if kind.distinct_objects:
             bucket.distinct.add(object_pk)
 
     raised = []
     for (label, start), bucket in sorted(buckets.items(), key=lambda item: item[0][1]):
-        count = len(bucket.distinct) if rule.kind == AnomalyKind.READS_PER_HOUR else bucket.count
+        count = len(bucket.distinct) if kind.distinct_objects else bucket.count
         if count <= rule.threshold:
             continue
         if AnomalyAlert.objects.filter(rule=rule, actor_label=label, window_start=start).exists():

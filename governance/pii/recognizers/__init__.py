@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from presidio_analyzer import EntityRecognizer
 
+from governance.registry import Registry, UnknownName
+
 
 class UnknownRecognizer(LookupError):
     """A setting or caller named a recognizer nobody registered."""
@@ -46,37 +48,26 @@ class BaseRecognizerSpec:
         raise NotImplementedError(f"{type(self).__name__} must implement create(language)")
 
 
-_REGISTRY: dict[str, BaseRecognizerSpec] = {}
-
-
-def register(cls: type[BaseRecognizerSpec]) -> type[BaseRecognizerSpec]:
-    """Register a recognizer spec class under its ``identifier``."""
-    if not cls.identifier:
-        raise ValueError(f"{cls.__name__} has no identifier")
-    existing = _REGISTRY.get(cls.identifier)
-    if existing is not None and type(existing) is not cls:
-        raise ValueError(f"Recognizer {cls.identifier!r} is already registered")
-    _REGISTRY[cls.identifier] = cls()
-    return cls
+recognizers: Registry[BaseRecognizerSpec] = Registry("recognizer", base=BaseRecognizerSpec, instantiate=True)
+register = recognizers.register
 
 
 def recognizer_get(name: str) -> BaseRecognizerSpec:
     """Return the registered spec called ``name``."""
     try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise UnknownRecognizer(f"Unknown recognizer {name!r}; known: {known}") from None
+        return recognizers.get(name)
+    except UnknownName as exc:
+        raise UnknownRecognizer(f"Unknown recognizer {name!r}; known: {', '.join(exc.known) or '(none)'}") from None
 
 
 def recognizer_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return recognizers.names()
 
 
 def recognizers_selected(names: list[str] | None) -> list[BaseRecognizerSpec]:
     """Return the specs named in ``names`` (all registered ones when None)."""
     if names is None:
-        return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+        return recognizers.values()
     return [recognizer_get(name) for name in names]
 
 
