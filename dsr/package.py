@@ -37,6 +37,7 @@ from dsr.values import json_default
 from governance.datamap.graph import DataMapGraph
 from governance.datamap.spec import CollectionSpec, FieldSpec
 from governance.datamap.taxonomy import category_is_personal, category_label
+from governance.spreadsheet import formula_safe
 
 PACKAGE_NAME = "package.zip.enc"
 FORMAT = "mamoru-access-package/2"
@@ -52,7 +53,6 @@ DATETIME_RE = re.compile(
 )
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 JAPANESE_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
-CSV_FORMULA_START = ("=", "@", "\t", "\r")
 #: Mamoru's own records of the person, named in the person's language.
 MAMORU_TITLES = {
     "profile": gettext_lazy("Your profile"),
@@ -69,7 +69,6 @@ CONSENT_STATES = {
     "given": gettext_lazy("given"), "refused": gettext_lazy("refused"),
     "withdrawn": gettext_lazy("withdrawn"), "expired": gettext_lazy("expired"),
 }
-CSV_SAFE_SIGNED = re.compile(r"^[+-][\d\s().\-+]*$")
 
 
 @dataclass
@@ -465,10 +464,8 @@ def _csv_cell(value) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value and (
-        value.startswith(CSV_FORMULA_START) or (value[0] in "+-" and not CSV_SAFE_SIGNED.match(value))
-    ):
-        return "'" + value
+    if isinstance(value, str):
+        return formula_safe(value)
     return str(value)
 
 

@@ -12,6 +12,7 @@ from typing import IO
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from governance.spreadsheet import formula_risky, formula_safe
 from oversight.exporters import register
 from oversight.exporters.base import BaseExporter, ReportTable
 
@@ -34,10 +35,11 @@ class CsvExporter(BaseExporter):
         # The byte-order mark makes Excel read Japanese text as UTF-8.
         buffer.write("\ufeff")
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow([column.label for column in table.columns])
+        # Text a spreadsheet would run as a formula gets an apostrophe (governance.spreadsheet).
+        writer.writerow([formula_safe(str(column.label)) for column in table.columns])
         pending = 0
         for row in table.rows:
-            writer.writerow(row)
+            writer.writerow([formula_safe(v) if isinstance(v, str) else v for v in row])
             pending += 1
             if pending >= FLUSH_ROWS:
                 yield buffer.getvalue().encode("utf-8")
@@ -89,12 +91,24 @@ class XlsxExporter(BaseExporter):
         header = [column.label for column in table.columns]
         bold = Font(bold=True)
 
+        def text_cell(sheet, value: str):
+            # openpyxl writes text starting with "=" as a formula; a string cell with the quote
+            # prefix shows the text as it is and stays text when someone edits it.
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"
+            cell.quotePrefix = True
+            return cell
+
+        def safe_row(sheet, row):
+            return [text_cell(sheet, v) if isinstance(v, str) and (v[:1] == "=" or formula_risky(v)) else v
+                    for v in row]
+
         def new_sheet(number: int):
             sheet = workbook.create_sheet(title=str(table.title)[:25] + (f" {number}" if number > 1 else ""))
             sheet.freeze_panes = "A2"
             cells = []
             for label in header:
-                cell = WriteOnlyCell(sheet, value=str(label))
+                cell = text_cell(sheet, str(label))
                 cell.font = bold
                 cells.append(cell)
             sheet.append(cells)
@@ -106,12 +120,12 @@ class XlsxExporter(BaseExporter):
             if in_sheet >= XLSX_MAX_ROWS:
                 sheet_number += 1
                 sheet, in_sheet = new_sheet(sheet_number), 0
-            sheet.append(list(row))
+            sheet.append(safe_row(sheet, row))
             in_sheet += 1
         if table.meta or table.summary:
             info = workbook.create_sheet(title=gettext("About"))
             for label, value in [*table.meta, *table.summary]:
-                info.append([str(label), str(value)])
+                info.append([text_cell(info, str(label)), text_cell(info, str(value))])
         workbook.save(handle)
 
 
