@@ -9,27 +9,25 @@ audit entries ``additional_data["reason_enc"]``. Roles that may reveal personal 
 The masker is pluggable: ``governance.pii`` registers its pattern recognizers (e-mail, phones,
 cards, My Number, …) from its ``AppConfig.ready()`` through :func:`freetext_masker_register`; the
 audit kernel does not import it. Without a registered masker the built-in e-mail/phone
-expressions below still apply, and they always run after the registered masker as a safety net.
+patterns (:func:`governance.textpii.pii_mask`: the text folded with NFKC and zero-width/bidi
+controls removed; internationalised, quoted and IDN addresses; full-width digits) still apply, and
+they always run after the registered masker as a safety net.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from governance.crypto import envelope
+from governance.textpii import pii_mask
 
 logger = logging.getLogger(__name__)
 REVEAL_PERMISSION = "subjects.reveal_profile_pii"
 KEY_OWNER = "audit.freetext"
 _AAD = b"audit.freetext:v1"
-
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-# A phone-like run: optional +, then 10–15 digits with spaces, dots, hyphens or brackets between.
-_PHONE = re.compile(r"(?<![\w.])\+?\(?\d(?:[\d\s\-.()]{8,18})\d(?![\w.])")
 
 _masker: Callable[[str], str] | None = None
 _clean_cache: dict[str, None] = {}  # texts known to hold nothing to mask (system reasons)
@@ -45,8 +43,7 @@ def freetext_masker_register(masker: Callable[[str], str]) -> None:
 
 
 def _builtin_mask(text: str) -> str:
-    text = _EMAIL.sub("<EMAIL_ADDRESS>", text)
-    return _PHONE.sub(lambda m: "<PHONE_NUMBER>" if sum(c.isdigit() for c in m.group(0)) >= 10 else m.group(0), text)
+    return pii_mask(text)
 
 
 def freetext_mask(text: str) -> str:

@@ -1,33 +1,48 @@
-"""gunicorn's access log without identities: ``--logger-class governance.gunicorn_logger.RedactingLogger``.
+"""gunicorn's logs without identities: ``--logger-class governance.gunicorn_logger.RedactingLogger``.
 
-``manage.py run_demo`` starts gunicorn with it. Every atom that can carry a URL (request line
-``%(r)s``, query ``%(q)s``, referer ``%(f)s`` and the same values as ``{…}i`` / ``{…}e`` atoms) is
-passed through :func:`governance.logredact.redact_text`; credentials in headers (``Authorization``,
-``Cookie``) never appear, whatever ``--access-logformat`` asks for.
+``manage.py run_demo`` starts gunicorn with it.
+
+- Access log: every atom that can carry request data (request line ``%(r)s``, path ``%(U)s``,
+  query ``%(q)s``, referer ``%(f)s``, user agent and any ``{…}i`` / ``{…}e`` / ``{…}o`` atom) is
+  passed through :func:`governance.logredact.redact_text` (identity parameters, e-mail addresses in
+  any encoding, phone numbers); the Basic-auth user ``%(u)s`` is always ``-``; credentials in
+  headers (``Authorization``, ``Cookie``) never appear, whatever ``--access-logformat`` asks for.
+- Error log: gunicorn's own messages quote what a client sent ("Invalid HTTP request line: '…'",
+  "Invalid HTTP Header: '…'"); they go through :class:`governance.logredact.RedactFilter`, the
+  filter Django's console handler uses.
 """
 
 from __future__ import annotations
 
 from gunicorn.glogging import Logger
 
-from governance.logredact import REDACTED, redact_query, redact_text
+from governance.logredact import REDACTED, RedactFilter, redact_query, redact_text
 
-_URL_ATOMS = ("r", "f", "{referer}i", "{raw_uri}e", "{request_uri}e", "{http_referer}e", "{path_info}e")
+# Atoms that are the server's own facts (address, time, status, sizes, durations, pid).
+_PLAIN_ATOMS = frozenset({"h", "l", "t", "s", "b", "B", "T", "D", "L", "p", "m", "H"})
 _QUERY_ATOMS = ("q", "{query_string}e")
 _SECRET_ATOMS = ("{authorization}i", "{cookie}i", "{http_authorization}e", "{http_cookie}e",
-                 "{set-cookie}o")
+                 "{set-cookie}o", "{proxy-authorization}i", "{http_proxy_authorization}e")
+_USER_ATOMS = ("u", "{remote_user}e")
 
 
 class RedactingLogger(Logger):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # a logger's filters survive gunicorn's setup() and reopen_files(), which replace handlers
+        self.error_log.addFilter(RedactFilter())
+
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        for name in _URL_ATOMS:
-            if isinstance(atoms.get(name), str):
-                atoms[name] = redact_text(atoms[name])
-        for name in _QUERY_ATOMS:
-            if isinstance(atoms.get(name), str):
-                atoms[name] = redact_query(atoms[name])
-        for name in _SECRET_ATOMS:
-            if atoms.get(name):
+        for name, value in atoms.items():
+            if name in _PLAIN_ATOMS or not isinstance(value, str) or not value:
+                continue
+            if name in _SECRET_ATOMS:
                 atoms[name] = REDACTED
+            elif name in _USER_ATOMS:
+                atoms[name] = "-"
+            elif name in _QUERY_ATOMS:
+                atoms[name] = redact_text(redact_query(value))
+            else:
+                atoms[name] = redact_text(value)
         return atoms

@@ -1,12 +1,14 @@
-"""Keep personal data out of log lines: identity values in URLs and e-mail addresses.
+"""Keep personal data out of log lines: identity values in URLs, e-mail addresses, phone numbers.
 
 Identities may still arrive in query strings (the ``GET`` forms of ``/api/v1/consent/check``,
 ``/api/v1/consent/state`` and ``/api/v1/profiles/?email=`` are kept for compatibility; the
 ``POST`` forms carry them in the body). Whatever logs a URL — gunicorn's access log
 (:mod:`governance.gunicorn_logger`), Django's ``django.server`` / ``django.request`` loggers (the
 :class:`RedactFilter` on the console handler) — passes it through :func:`redact_text` first:
-values of identity parameters, and any value or text that looks like an e-mail address, become
-``[redacted]``. The parameter names stay, so a log still tells which form was used.
+values of identity parameters, and any value or text that looks like an e-mail address (also
+internationalised, percent-encoded or mis-decoded as latin-1: :mod:`governance.textpii`) or a phone
+number, become ``[redacted]``. The parameter names stay, so a log still tells which form was used.
+gunicorn's error log ("Invalid HTTP request line: '…'") goes through the same :class:`RedactFilter`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import logging
 import re
 from urllib.parse import unquote_plus
 
+from governance.textpii import log_redact_identities, phone_like
+
 REDACTED = "[redacted]"
 
 # Parameters whose values identify a person, or are credentials (admin search ``q``, receipt
@@ -22,17 +26,18 @@ REDACTED = "[redacted]"
 IDENTITY_PARAMS = frozenset({
     "email", "phone", "identity", "identity_value", "identity_index", "browser_id", "customer_id",
     "value", "name", "full_name", "q", "t", "token", "code", "otp", "key", "secret", "password",
+    "tel", "mobile", "fax", "msisdn", "user", "username", "login",
 })
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _QUERY = re.compile(r"\?([^\s\"'<>]*)")
 
 
 def _sensitive(name: str, value: str) -> bool:
     plain_name = unquote_plus(name).strip().lower()
-    if plain_name in IDENTITY_PARAMS or plain_name.endswith(("email", "phone", "_identity")):
+    if plain_name in IDENTITY_PARAMS or plain_name.endswith(("email", "phone", "_identity", "_tel", "mobile")):
         return True
-    return "@" in unquote_plus(value)
+    plain_value = unquote_plus(unquote_plus(value))  # also a URL that was encoded twice (a "next=")
+    return "@" in plain_value or "＠" in plain_value or phone_like(value)
 
 
 def redact_query(query: str) -> str:
@@ -58,12 +63,12 @@ def redact_url(url: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Free log text: every query string in it redacted, then any remaining e-mail address."""
+    """Free log text: every query string in it redacted, then any remaining e-mail address or phone."""
+    if not text:
+        return text
     if "?" in text:
         text = _QUERY.sub(lambda m: "?" + redact_query(m.group(1)), text)
-    if "@" in text or "%40" in text:
-        text = _EMAIL.sub(REDACTED, text)
-    return text
+    return log_redact_identities(text, REDACTED)
 
 
 class RedactFilter(logging.Filter):
@@ -77,4 +82,9 @@ class RedactFilter(logging.Filter):
         redacted = redact_text(message)
         if redacted != message:
             record.msg, record.args = redacted, ()
+        if record.exc_info and not record.exc_text:  # a traceback's messages may quote the input
+            record.exc_text = redact_text(_FORMATTER.formatException(record.exc_info))
         return True
+
+
+_FORMATTER = logging.Formatter()

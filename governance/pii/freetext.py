@@ -4,7 +4,10 @@ Registered into the audit kernel (:func:`audit.freetext.freetext_masker_register
 ``PiiConfig.ready()``. It runs every registered recognizer that needs no language model (e-mail,
 phone numbers, cards, My Number, postal codes, SSN, IP addresses, …) on the text, without loading
 spaCy: well under a millisecond for a reason, so an admin action or API call never waits for the
-full scanner. Names without any pattern (a bare "Sato Hanako") need the NLP scanner and are not
+full scanner. E-mail addresses and phone numbers are found first by :func:`governance.textpii.pii_spans`
+on the folded text (NFKC, zero-width and bidi controls removed): internationalised local parts
+(``stanisław.wójcik@wp.pl``), quoted local parts, IDN domains (``taro@例え.jp``) and full-width
+digits, always the whole address; they win over a recognizer's overlapping (partial) finding. Names without any pattern (a bare "Sato Hanako") need the NLP scanner and are not
 masked here; the full text is encrypted either way only when something was masked.
 """
 
@@ -16,6 +19,7 @@ import threading
 from governance.pii.engine import score_threshold
 from governance.pii.recognizers import BaseRecognizerSpec, recognizers_selected
 from governance.pii.recognizers.base import normalize
+from governance.textpii import pii_spans
 
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 _lock = threading.Lock()
@@ -40,7 +44,8 @@ def freetext_mask_patterns(text: str) -> str:
     normalized = normalize(text)
     language = "ja" if _JAPANESE.search(normalized) else "en"
     threshold = score_threshold()
-    hits: list[tuple[int, int, float, str]] = []
+    # offsets of both are in ``text``: normalize() keeps the length
+    hits: list[tuple[int, int, float, str]] = [(start, end, 2.0, entity) for start, end, entity in pii_spans(text)]
     for spec, recognizer in _recognizers(language):
         if not spec.trigger(normalized):
             continue
