@@ -858,6 +858,8 @@ def phase_verify(task: RequestTask) -> dict:
        original value (keyed hashes from the access phase compared, never values).
     2. The collection is searched again by every identity (and parent value): a row of the
        subject that was not there at access time is also left over.
+    3. ``mamoru.profile``: every profile found must be shredded, with no identity left that finds
+       it (unless a field of the collection is retained: a legal hold).
     """
     request, graph, collection, store = _parts(task)
     originals = _originals(request, task.node)
@@ -896,18 +898,25 @@ def phase_verify(task: RequestTask) -> dict:
                                  "(configure options.read for this collection)")
         if inputs or store.type == "mamoru":
             found = list(connector.retrieve(collection, inputs))
+    # Every Mamoru profile the request covers must be crypto-shredded (unless the collection
+    # retains a field: a legal hold), whatever the plan said: a profile still read back is left.
+    shred_all = store.type == "mamoru" and collection.name == "profile" and not retained
     for row in reread:
         label = row_label(collection, row, key)
         original = by_label.get(label)
         if original is None:
             continue  # not asked for (a connector returning more): judged by the search below
+        if shred_all:
+            leftover(label, "*", "the Mamoru profile is not shredded (its identities still find it)")
+            continue
         plan = row_plan(collection=collection, row=original, secret=_secret(request), node=task.node)
         if plan is not None and plan.delete:
             leftover(label, "*", "row planned for deletion is still present")
             continue
         before = fingerprints.get(label, {})
         for name in sorted(checked & pk):
-            if name in before:
+            # a kept row (legal hold) keeps its key: only a personal key is left over
+            if name in before and _personal(collection.field(name)):
                 leftover(label, name, "the row's key is personal data and the row is still present")
         for name, value in sorted(row.items()):
             if name in retained or name in pk or name == "_key" or value is None:

@@ -1,9 +1,13 @@
 """``mamoru``: Mamoru's own records of the subject — the profile, its identities and consent.
 
-Always part of a request's plan (store key ``mamoru``); the subject's profile comes from the
-request, not from inputs. Erasing the ``profile`` collection crypto-shreds the profile
-(``profile_shred``); consent records are retained as proof (GDPR Art. 7(1)) and their identities
-redacted by the consent app on the ``profile_shredded`` signal.
+Always part of a request's plan (store key ``mamoru``); the subject's profiles come from the
+request, not from inputs. Erasure deletes every row of the ``profile`` collection (``delete_row``
+on its key): each profile the request covers is crypto-shredded (``profile_shred``) whether or not
+it holds attributes — a profile with identities only is shredded too. Only a legal hold (a
+``retain`` field in the collection) keeps the profile; its other attributes are then masked.
+Verification counts a profile as still present until it is shredded and no identity resolves to
+it. Consent records are retained as proof (GDPR Art. 7(1)) and their identities redacted by the
+consent app on the ``profile_shredded`` signal.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from django.apps import apps
 
 from dsr.connectors import register
 from dsr.connectors.base import BaseConnector, StoreError
+from dsr.masking import RETAIN
 from governance.datamap.spec import CollectionSpec, FieldSpec, StoreSpec
 from governance.subjects.models import SENSITIVE_PROFILE_FIELDS, Profile, ProfileStatus
 
@@ -28,7 +33,10 @@ def mamoru_store_spec() -> StoreSpec:
     """The implicit ``mamoru`` store of every plan."""
     profile = CollectionSpec(
         store="mamoru", name="profile", description="The subject's Mamoru profile",
-        fields=[FieldSpec("id", primary_key=True), FieldSpec("jurisdiction"), FieldSpec("locale")]
+        # The whole profile goes (crypto-shred), not only its attributes: identities-only profiles too.
+        fields=[FieldSpec("id", primary_key=True, strategy="delete_row",
+                          description="the profile is crypto-shredded"),
+                FieldSpec("jurisdiction"), FieldSpec("locale")]
         + [FieldSpec(n, category=PROFILE_CATEGORIES[n]) for n in SENSITIVE_PROFILE_FIELDS],
     )
     identities = CollectionSpec(
@@ -105,13 +113,52 @@ class MamoruConnector(BaseConnector):
             raise StoreError(f"the mamoru store has no collection {collection.name!r}")
 
     def retrieve_by_key(self, collection: CollectionSpec, rows: list[dict]) -> Iterator[dict]:
-        """The subject's records as they are now (a shredded profile has none), by ``id``."""
+        """The subject's records as they are now, by ``id``.
+
+        A profile is gone only once it is shredded and no identity resolves to it any more: any
+        other profile asked for (active, merged, or shredded with identities left) is returned.
+        """
         ids = {str(r.get("id")) for r in rows}
-        for row in self.retrieve(collection, {}):
-            if str(row.get("id")) in ids:
-                yield row
+        if collection.name != "profile":
+            for row in self.retrieve(collection, {}):
+                if str(row.get("id")) in ids:
+                    yield row
+            return
+        for profile in Profile.objects.filter(pk__in=ids).order_by("workspace_id", "id"):
+            if profile.status == ProfileStatus.ACTIVE:
+                yield from self._rows(collection, profile)
+            elif profile.status != ProfileStatus.SHREDDED or profile.identities.exists():
+                # Its data key may be gone: only the non-personal columns are read.
+                yield {"id": str(profile.id), "jurisdiction": profile.jurisdiction, "locale": profile.locale}
 
     def mask(self, collection: CollectionSpec, plans: Iterable) -> int:
+        """Profile rows kept (a legal hold on the collection): only the planned attributes change.
+
+        A plan made without a hold (a request planned before the profile's key had ``delete_row``)
+        shreds the profile, as erasure always did.
+        """
+        plans = list(plans)
+        if collection.name != "profile" or not plans:
+            return 0
+        if not any(f.effective_strategy == RETAIN for f in collection.fields):
+            return self.delete(collection, plans)
+        from audit.services import UPDATE, change_record
+
+        by_id = {str(p.key.get("id")): p for p in plans}
+        changed = 0
+        profiles = Profile.objects.filter(pk__in=set(by_id) & self._profile_ids(), status=ProfileStatus.ACTIVE)
+        for profile in profiles:
+            values = {k: v for k, v in by_id[str(profile.pk)].values.items() if k in SENSITIVE_PROFILE_FIELDS}
+            for name, value in values.items():
+                setattr(profile, name, value)
+            profile.save()
+            change_record(actor=None, obj=profile, action=UPDATE, fields=sorted(values),
+                          note=f"masked (legal hold on the profile): erasure request {self.context.get('request_id')}")
+            changed += 1
+        return changed
+
+    def delete(self, collection: CollectionSpec, plans: Iterable) -> int:
+        """Crypto-shred every planned profile the request covers (identities and blind indexes go)."""
         plans = list(plans)
         if collection.name != "profile" or not plans:
             return 0
@@ -123,6 +170,3 @@ class MamoruConnector(BaseConnector):
             profile_shred(profile=profile, actor=None, reason=f"erasure request {self.context.get('request_id')}")
             shredded += 1
         return shredded
-
-    def delete(self, collection: CollectionSpec, plans: Iterable) -> int:
-        return self.mask(collection, plans)
