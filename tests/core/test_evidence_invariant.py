@@ -55,6 +55,9 @@ def test_every_kind_of_database_test_is_checked(tmp_path):
     # given three tests that each break the chain (marker, db fixture, transactional db) and are
     # not exempt
     env = {**os.environ, "MAMORU_VAR_DIR": str(tmp_path / "var")}
+    for name in ("DATABASE_URL", "MAMORU_KEYSTORE_URL"):
+        if env.get(name, "").startswith(("postgres", "mysql")):
+            env[name] += "_canary"  # its own test databases, not the ones this run is using
     # when they run
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/core/evidence_canary.py", "-q", "-p", "no:cacheprovider"],
