@@ -52,6 +52,7 @@ from consent.services import (
 )
 from governance.access.authentication import ApiTokenAuthentication
 from governance.api.errors import Conflict, DomainError, NotFound, problem_response
+from governance.api.parsers import json_loads
 from governance.api.serializers import StrictSerializer
 from governance.dbread import read_without_ping
 from governance.subjects.models import IdentityKind, Workspace
@@ -626,8 +627,8 @@ def _json_params(request) -> dict | None:
     if request.content_type != "application/json" or request.META.get("QUERY_STRING"):
         return None
     try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+        data = json_loads(request.body)
+    except ValueError:  # not JSON, too deep, not UTF-8
         return None
     if (not isinstance(data, dict) or len(data) > _MAX_CHECK_FIELDS
             or not all(isinstance(v, str) for v in data.values())):

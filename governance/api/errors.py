@@ -54,7 +54,22 @@ def problem(
     body["status"] = status_code
     if extra:
         body.update(extra)
-    return body
+    return _encodable(body)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with lone surrogates (which no UTF-8 response can hold) as U+FFFD: a problem that
+    echoes the caller's input always renders."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v) for v in value]
+    return value
 
 
 def problem_response(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
@@ -155,3 +156,26 @@ def test_admin_lists_requests_with_progress_and_denies_with_reasons(admin_client
         admin_client.post("/admin/dsr/datasubjectrequest/", {
             "action": "deny", "_selected_action": [pk], "apply": "1", "reason": "Could not verify identity."})
     assert DataSubjectRequest.objects.get(pk=pk).status == RequestStatus.REJECTED
+
+
+DEEP_JSON = "[" * 1000 + "]" * 1000
+
+
+def test_deep_json_and_lone_surrogates_are_400_for_anonymous_callers(api_client, workspaces, mailoutbox):
+    # deep nesting (2 KB) on the anonymous submit and verify endpoints: a parse error, not a 500
+    response = api_client.post("/api/v1/dsr/requests", DEEP_JSON, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "parse_error"
+    pk = post(api_client, "/api/v1/dsr/requests",
+              {"workspace": "shop-eu", "request_type": "access", "email": "a@example.com"}).json()["id"]
+    response = api_client.post(f"/api/v1/dsr/requests/{pk}/verify", DEEP_JSON, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "parse_error"
+    # a lone surrogate in details.changes[].value is refused like in any other field
+    body = {"workspace": "shop-eu", "request_type": "rectification", "email": "b@example.com",
+            "details": {"changes": [{"category": "user.contact.address", "value": "x\ud800"}]}}
+    before = DataSubjectRequest.objects.count()
+    response = api_client.post("/api/v1/dsr/requests", json.dumps(body), content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "surrogate_characters_not_allowed"
+    email = api_client.post("/api/v1/dsr/requests", json.dumps({**body, "email": "b\udfff@example.com"}),
+                            content_type="application/json")
+    assert email.status_code == 400 and email.json()["code"] == "surrogate_characters_not_allowed"
+    assert DataSubjectRequest.objects.count() == before
