@@ -10,12 +10,13 @@ Settings: ``url`` (``redis://host:6379/0``). Collection options:
 - ``member_field`` (sets, default ``member``) and ``value_field`` (strings, default ``value``);
 - ``key_case`` (keys with an e-mail placeholder): ``any`` (default) — keys may hold the address
   in any letter case, they are found with a case-insensitive ``SCAN MATCH`` pattern
-  (``[fF][tT]…``; O(keys of the pattern) per request); ``lower`` — the application builds keys
-  from the lower-cased address, they are read directly.
+  (``*[fF][tT]…*``: also with spaces around the address; O(keys of the pattern) per request);
+  ``lower`` — the application builds keys from the trimmed, lower-cased address, they are read
+  directly.
 
-Phone placeholders are read directly in every format of the number (or the field's declared
-``format``). Every row is confirmed in Python (same address, same E.164 number, see
-docs/datamap.md). Every row carries ``_key`` (the Redis key).
+Phone placeholders are read directly in every spelling of the number (or of the field's declared
+``format``). Every row is confirmed in Python (same address once trimmed, same E.164 number, see
+docs/datamap.md), so the wide scan pattern never over-matches. Every row carries ``_key`` (the Redis key).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def _key_regex(template: str) -> re.Pattern:
     for match in PLACEHOLDER.finditer(template):
         pattern += re.escape(template[last : match.start()]) + f"(?P<{match.group(1)}>.+?)"
         last = match.end()
-    return re.compile("^" + pattern + re.escape(template[last:]) + "$")
+    # DOTALL and \Z: a key part may hold any character, a trailing newline too (found, then trimmed)
+    return re.compile("^" + pattern + re.escape(template[last:]) + r"\Z", re.DOTALL)
 
 
 
@@ -135,7 +137,8 @@ class RedisConnector(BaseConnector):
         # Scan, narrowing the pattern with the placeholders that do have values.
         known = [n for n in names if n in by_name]
         patterns = {
-            n: [_glob_any_case(v) for v in by_name[n].forms] if direct[n] is None
+            # e-mails: any letter case, with anything (surrounding spaces) around; confirmed below
+            n: sorted({f"*{_glob_any_case(v)}*" for v in by_name[n].forms}) if direct[n] is None
             else [_glob_escape(v) for v in direct[n]]
             for n in known
         }

@@ -144,7 +144,31 @@ def email_search_forms(value: str) -> list[str]:
 
 # --- phone -------------------------------------------------------------------------------------
 
-_FULL_WIDTH = str.maketrans("0123456789+-()", "０１２３４５６７８９＋－（）")
+# Characters people and input methods put between digit groups. Every one folds back in
+# :func:`phone_fold` (NFKC, then libphonenumber's punctuation), so a row found with one is confirmed.
+PHONE_DASHES = (
+    "-"        # hyphen-minus
+    "\u2010"  # hyphen
+    "\u2011"  # non-breaking hyphen
+    "\u2012"  # figure dash
+    "\u2013"  # en dash
+    "\u2014"  # em dash
+    "\u2015"  # horizontal bar
+    "\u2212"  # minus sign
+    "\u30fc"  # katakana prolonged sound mark (the Japanese IME's "-")
+    "\uff70"  # half-width prolonged sound mark
+    "\uff0d"  # full-width hyphen-minus
+    "\ufe63"  # small hyphen-minus
+)
+# Separators with ASCII digits: every one; in the less common shapes only the usual ones.
+_SEPARATORS = ("", " ", ".", *PHONE_DASHES)
+_SEPARATORS_COMMON = ("", " ", "-", ".", "\u30fc", "\uff0d", "\u2212", "\u2010")
+# With full-width digits (typed in a Japanese IME's full-width mode).
+_FULL_WIDTH_SEPARATORS = ("", "\u3000", " ", "\uff0e", "\uff0d", "\u30fc", "\u2010", "\u2212", "\u2015", "-")
+_FULL_WIDTH_SEPARATORS_COMMON = ("", "\u3000", "\uff0d", "\u30fc")
+_FULL_WIDTH = str.maketrans("0123456789+() ", "０１２３４５６７８９＋（）\u3000")
+PHONE_FORMS_MAX = 200
+PHONE_FORMATS = ("e164", "international", "national", "digits")
 
 
 def phone_region(e164: str) -> str | None:
@@ -154,34 +178,69 @@ def phone_region(e164: str) -> str | None:
         return None
 
 
+def _phone_shapes(number: phonenumbers.PhoneNumber) -> dict[str, list[tuple]]:
+    """Per stored format, the shapes of the number: ``(template, groups, common_only)``; a
+    template's ``{}`` is filled with the groups joined by one separator."""
+    fmt = phonenumbers.PhoneNumberFormat
+    cc = str(number.country_code)
+    intl = re.findall(r"\d+", phonenumbers.format_number(number, fmt.INTERNATIONAL))[1:]
+    natl = re.findall(r"\d+", phonenumbers.format_number(number, fmt.NATIONAL))
+    region = phonenumbers.region_code_for_number(number)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region) if region else None
+    trunk = (metadata.national_prefix or "") if metadata else ""
+    nsn = phonenumbers.national_significant_number(number)
+    has_trunk = bool(trunk) and "".join(natl) == trunk + nsn
+    shapes: dict[str, list[tuple]] = {
+        "international": [
+            ("+" + cc + "{}", ["", *intl], False),        # +81-90-1234-5678, +81.90.1234.5678
+            ("+" + cc + " {}", intl, False),              # +81 90-1234-5678 (libphonenumber's form)
+            (cc + "{}", ["", *intl], False),              # 81-90-1234-5678 (no plus)
+            ("(+" + cc + "){}", intl, True),              # (+81)90-1234-5678
+        ],
+        "national": [
+            ("{}", natl, False),                          # 090-1234-5678, 090ー1234ー5678, 090.1234.5678
+        ],
+        "digits": [("{}", ["".join(natl)], True), (cc + "{}", [nsn], True)],
+    }
+    if has_trunk:                                         # +81 (0)90 1234 5678
+        shapes["international"] += [("+" + cc + " (" + trunk + "){}", intl, True),
+                                    ("+" + cc + "(" + trunk + "){}", intl, True)]
+    if len(natl) >= 2:                                    # (090)1234-5678, (201) 555-0123
+        shapes["national"] += [("(" + natl[0] + "){}", natl[1:], True),
+                               ("(" + natl[0] + ") {}", natl[1:], True)]
+    if len(natl) == 3:                                    # 090(1234)5678
+        shapes["national"].append((f"{natl[0]}({natl[1]}){natl[2]}", [], True))
+    return shapes
+
+
 def phone_search_forms(e164: str, *, stored_format: str = "any") -> list[str]:
     """Every way the number may be written in a store of the given format, from its E.164 form.
 
-    ``e164`` (+819012345678), ``international`` (+81 90-1234-5678, +81 90 1234 5678, +81-90-…),
-    ``national`` (090-1234-5678, 090 1234 5678, 09012345678), ``digits`` (09012345678,
-    819012345678); ``any`` is all of them. Each also in full-width characters (０９０…).
+    ``e164`` (+819012345678), ``international`` (+81 90-1234-5678, +81-90-1234-5678,
+    81-90-1234-5678, +81 (0)90 1234 5678, (+81)90-1234-5678), ``national`` (090-1234-5678,
+    090 1234 5678, 09012345678, 090.1234.5678, (090)1234-5678, 090(1234)5678), ``digits``
+    (09012345678, 819012345678); ``any`` is all of them. Groups are separated by nothing, a
+    space, a dot or any dash look-alike (``‐ ‑ ‒ – — ― − ー ｰ － ﹣``), the digits are ASCII or
+    full-width (０９０ー１２３４ー５６７８). At most :data:`PHONE_FORMS_MAX` forms.
     """
+    if stored_format not in {"any", *PHONE_FORMATS}:
+        raise ValueError(f"unknown phone format {stored_format!r}; known: any, {', '.join(PHONE_FORMATS)}")
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return [e164]
-    fmt = phonenumbers.PhoneNumberFormat
-    canonical = phonenumbers.format_number(number, fmt.E164)
-    international = phonenumbers.format_number(number, fmt.INTERNATIONAL)
-    national = phonenumbers.format_number(number, fmt.NATIONAL)
-    intl_groups = re.findall(r"\d+", international)
-    natl_groups = re.findall(r"\d+", national)
-    forms: dict[str, set[str]] = {
-        "e164": {canonical},
-        "international": {international, "+" + " ".join(intl_groups), "+" + "-".join(intl_groups),
-                          f"+{intl_groups[0]} {''.join(intl_groups[1:])}"},
-        "national": {national, " ".join(natl_groups), "-".join(natl_groups), "".join(natl_groups)},
-        "digits": {"".join(natl_groups), canonical.lstrip("+")},
-    }
-    if stored_format not in {"any", *forms}:
-        raise ValueError(f"unknown phone format {stored_format!r}; known: any, {', '.join(forms)}")
-    chosen = set().union(*forms.values()) if stored_format == "any" else forms[stored_format]
-    return sorted(chosen | {f.translate(_FULL_WIDTH) for f in chosen})
+    canonical = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    shapes = _phone_shapes(number)
+    chosen = list(PHONE_FORMATS) if stored_format == "any" else [stored_format]
+    forms = {canonical, canonical.translate(_FULL_WIDTH)} if "e164" in chosen else set()
+    for name in chosen:
+        for template, groups, common in shapes.get(name, []):
+            forms.update(template.format(sep.join(groups))
+                         for sep in (_SEPARATORS_COMMON if common else _SEPARATORS))
+            wide_template, wide_groups = template.translate(_FULL_WIDTH), [g.translate(_FULL_WIDTH) for g in groups]
+            forms.update(wide_template.format(sep.join(wide_groups))
+                         for sep in (_FULL_WIDTH_SEPARATORS_COMMON if common else _FULL_WIDTH_SEPARATORS))
+    return sorted(forms)
 
 
 def phone_fold(value: object, *, region: str | None) -> str | None:

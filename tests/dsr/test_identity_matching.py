@@ -416,3 +416,165 @@ stores:
     engine.dispose()
     engines_dispose()
     assert left == ["090-1234-5679", "+1 201-555-0123"]
+
+
+# --- phone spellings as a CRM really holds them (issue 12 QA, finding 1) -----------------------
+
+# +81 90-1234-5678 as people, IMEs and imports spell it (the QA table held it in 15 spellings)
+SUBJECT_SPELLINGS = [
+    "090-1234-5678", "+81 90-1234-5678", "０９０１２３４５６７８",
+    "090ー1234ー5678",            # katakana prolonged sound mark (IME slip)
+    "090−1234−5678",              # U+2212 minus sign
+    "090‐1234‐5678", "090‑1234‑5678", "090‒1234‒5678", "090–1234–5678", "090—1234—5678",
+    "090―1234―5678",              # U+2010 … U+2015
+    "090－1234－5678",            # U+FF0D full-width hyphen-minus
+    "+81 (0)90 1234 5678", "(090)1234-5678", "090.1234.5678", "81-90-1234-5678", "+81-90-1234-5678",
+    "０９０ー１２３４ー５６７８", "（０９０）１２３４－５６７８", "＋８１　（０）９０　１２３４　５６７８",
+    "＋８１－９０－１２３４－５６７８", "０９０．１２３４．５６７８", " 090ー1234ー5678 ",
+]
+# the neighbour's number (…5679) in the same spellings: never found
+NEIGHBOUR_SPELLINGS = [s.replace("5678", "5679").replace("５６７８", "５６７９") for s in SUBJECT_SPELLINGS]
+
+
+def test_phone_forms_cover_real_spellings_and_stay_bounded():
+    from governance.subjects.identities import PHONE_FORMS_MAX, phone_fold, phone_region
+
+    forms = set(phone_search_forms(SUBJECT_PHONE))
+    assert [s for s in SUBJECT_SPELLINGS if s.strip() not in forms] == []
+    assert not forms & {s.strip() for s in NEIGHBOUR_SPELLINGS}
+    # each one confirms; the neighbour's never does
+    assert {phone_fold(s, region="JP") for s in SUBJECT_SPELLINGS} == {SUBJECT_PHONE}
+    assert SUBJECT_PHONE not in {phone_fold(s, region="JP") for s in NEIGHBOUR_SPELLINGS}
+    assert "(201) 555-0123" in phone_search_forms("+12015550123")
+    for number in (SUBJECT_PHONE, "+81312345678", "+12015550123", "+442079460958", "+4930123456", "+33123456789"):
+        every = phone_search_forms(number)
+        assert len(every) <= PHONE_FORMS_MAX
+        assert {phone_fold(f, region=phone_region(number)) for f in every} == {number}
+
+
+def check_phone_spellings(url: str) -> None:
+    rows = [(i, s) for i, s in enumerate(SUBJECT_SPELLINGS + NEIGHBOUR_SPELLINGS, start=1)]
+    engine = sa.create_engine(url)
+    table = sa.Table("crm_contacts", sa.MetaData(),
+                     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False), sa.Column("tel", sa.String(60)))
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "tel": s} for i, s in rows])
+    engine.dispose()
+    collection = CollectionSpec(store="crm", name="crm_contacts", fields=[
+        FieldSpec("id", primary_key=True), FieldSpec("tel", identity="phone", strategy="delete_row")])
+    connector = connector_class("sql")(store_key="crm", settings={"url": url})
+    try:
+        found = list(connector.retrieve(collection, {"tel": [SUBJECT_PHONE]}))
+        assert sorted(r["tel"] for r in found) == sorted(SUBJECT_SPELLINGS)
+        plans = [RowPlan(key={"id": r["id"]}, delete=True, values={}, original=r) for r in found]
+        assert connector.delete(collection, plans) == len(SUBJECT_SPELLINGS)
+        assert list(connector.retrieve(collection, {"tel": [SUBJECT_PHONE]})) == []
+        assert len(list(connector.retrieve(collection, {"tel": ["+819012345679"]}))) == len(NEIGHBOUR_SPELLINGS)
+    finally:
+        connector.close()
+        engines_dispose()
+
+
+def test_phone_spellings_found_and_erased_on_sqlite(tmp_path):
+    check_phone_spellings(f"sqlite:///{tmp_path / 'crm.sqlite3'}")
+
+
+@pytest.mark.postgres
+def test_phone_spellings_found_and_erased_on_postgres(postgres_url):
+    check_phone_spellings(postgres_url)
+
+
+@pytest.mark.mariadb
+def test_phone_spellings_found_and_erased_on_mariadb(mariadb_url):
+    check_phone_spellings(mariadb_url)
+
+
+@pytest.mark.redis
+def test_phone_spellings_in_redis_keys_and_hash_fields(redis_prefix):
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    p = redis_prefix
+    for i, spelling in enumerate(SUBJECT_SPELLINGS + NEIGHBOUR_SPELLINGS):
+        client.hset(f"{p}prefs:u{i}", mapping={"tel": spelling})
+        if spelling == spelling.strip():
+            client.set(f"{p}sms:{spelling}", "on")
+    connector = connector_class("redis")(store_key="cache", settings={"url": REDIS_URL})
+    prefs = CollectionSpec(store="cache", name="prefs", options={"type": "hash", "key": p + "prefs:{uid}"},
+                           fields=[FieldSpec("uid", primary_key=True), FieldSpec("tel", identity="phone")])
+    sms = CollectionSpec(store="cache", name="sms", options={"type": "string", "key": p + "sms:{tel}"},
+                         fields=[FieldSpec("tel", primary_key=True, identity="phone")])
+    try:
+        assert sorted(r["tel"] for r in connector.retrieve(prefs, {"tel": [SUBJECT_PHONE]})) == sorted(SUBJECT_SPELLINGS)
+        assert sorted(r["tel"] for r in connector.retrieve(sms, {"tel": [SUBJECT_PHONE]})) == sorted(
+            s for s in SUBJECT_SPELLINGS if s == s.strip())
+    finally:
+        connector.close()
+        client.close()
+
+
+def test_profile_phone_erasure_removes_every_spelling(workspaces, mailoutbox, tmp_path):
+    """The QA case as a whole request: a 'completed' erasure leaves no spelling of the number."""
+    from governance.datamap.services import datamap_load_text
+    from governance.subjects.services import IdentityInput, profile_upsert
+
+    url = f"sqlite:///{tmp_path / 'crm.sqlite3'}"
+    engine = sa.create_engine(url)
+    table = sa.Table("contacts", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("phone", sa.String(60)))
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "phone": p} for i, p in
+                                      enumerate(SUBJECT_SPELLINGS + NEIGHBOUR_SPELLINGS, start=1)])
+    datamap_load_text(text=f"""
+version: 1
+stores:
+  crm:
+    type: sql
+    connection: {{url: "{url}"}}
+    collections:
+      contacts:
+        fields:
+          id: {{primary_key: true}}
+          phone: {{category: user.contact.phone_number, identity: phone, strategy: delete_row}}
+""", filename="crm.yaml", prune=True)
+    profile_upsert(workspace=workspaces[0], jurisdiction="JP", identities=[
+        IdentityInput("email", "mika.ota@example.jp"), IdentityInput("phone", "+81 90-1234-5678")])
+    erasure = submit_verified(workspaces[0], mailoutbox, "erasure", email="mika.ota@example.jp")
+    run_inline(erasure)
+    erasure.refresh_from_db()
+    assert erasure.status == RequestStatus.COMPLETED, erasure.attention_reason
+    with engine.connect() as conn:
+        left = [r.phone for r in conn.execute(sa.select(table.c.phone).order_by(table.c.id))]
+    engine.dispose()
+    engines_dispose()
+    assert left == NEIGHBOUR_SPELLINGS
+
+
+# --- Redis keys with surrounding spaces (issue 12 QA, finding 2) -------------------------------
+
+@pytest.mark.redis
+def test_redis_email_key_with_surrounding_spaces_is_found(redis_prefix):
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    p = redis_prefix
+    subject = [f"{p}cart:mika.ota@例え.jp ", f"{p}cart: Mika.Ota@例え.jp", f"{p}cart:\tMIKA.OTA@xn--r8jz45g.jp  ",
+               f"{p}cart:Mika.Ota@XN--R8JZ45G.jp", f"{p}cart:mika.ota@例え.jp", f"{p}cart:mika.ota@例え.jp\n"]
+    others = [f"{p}cart:mika.ota@例え.jp.evil ", f"{p}cart: xmika.ota@例え.jp", f"{p}cart:mika.ota@例え.jp x",
+              f"{p}cart:mika ota@例え.jp", f"{p}carts:mika.ota@例え.jp"]
+    for key in subject + others:
+        client.set(key, "3 items")
+    connector = connector_class("redis")(store_key="cache", settings={"url": REDIS_URL})
+    cart = CollectionSpec(store="cache", name="cart", options={"type": "string", "key": p + "cart:{email}"},
+                          fields=[FieldSpec("email", primary_key=True, identity="email", strategy="delete_row")])
+    try:
+        found = list(connector.retrieve(cart, {"email": ["mika.ota@例え.jp"]}))
+        assert sorted(r["_key"] for r in found) == sorted(subject)
+        plans = [RowPlan(key={"email": r["email"]}, delete=True, values={}, original=r) for r in found]
+        assert connector.delete(cart, plans) == len(subject)
+        assert sorted(k for k in client.scan_iter(match=p + "*")) == sorted(others)
+    finally:
+        connector.close()
+        client.close()
