@@ -3,8 +3,10 @@
 Registered into ``governance.datamap.hooks`` from ``DsrConfig.ready``:
 
 - ``sql``: tables (and views) exist as written — a name that differs only in case gets the exact
-  spelling to use —, columns with their type, length and NOT NULL (SQLAlchemy ``inspect``). A
-  SQLite URL whose file does not exist is reported, never created.
+  spelling to use —, columns with their type, length and NOT NULL (SQLAlchemy ``inspect``), the
+  keys that identify a row (primary key, unique constraints and indexes) for the data map's
+  ``primary_key``, and on PostgreSQL that e-mail columns can be lower-cased in every script
+  (``PgFolding``). A SQLite URL whose file does not exist is reported, never created.
 - ``redis``: the server answers; keys matching a collection's pattern have the declared type.
 - ``http``: the API answers on its ``health_path``.
 """
@@ -12,6 +14,7 @@ Registered into ``governance.datamap.hooks`` from ``DsrConfig.ready``:
 from __future__ import annotations
 
 import difflib
+import warnings
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from dsr.connectors import StoreError, StoreUnavailable, connector_class
+from dsr.connectors.sql import CaseFoldingUnavailable, PgFolding
 from governance.datamap import hooks
 from governance.datamap.hooks import (
     CollectionSchema,
@@ -110,14 +114,16 @@ def sql_inspect(store: StoreSpec, settings: dict) -> StoreSchema:
     try:
         inspector = sa.inspect(engine)
         listed: dict[str | None, list[str]] = {}
+        views: dict[str | None, set[str]] = {}
+        folding = PgFolding() if engine.dialect.name == "postgresql" else None
         for collection in store.collections:
             path = ("stores", store.key, "collections", collection.name)
             name = str(collection.options.get("table", collection.name))
             db_schema = collection.options.get("schema")
             if db_schema not in listed:
                 try:
-                    listed[db_schema] = inspector.get_table_names(schema=db_schema) + \
-                        inspector.get_view_names(schema=db_schema)
+                    views[db_schema] = set(inspector.get_view_names(schema=db_schema))
+                    listed[db_schema] = inspector.get_table_names(schema=db_schema) + sorted(views[db_schema])
                 except sa_exc.OperationalError:
                     raise
                 except sa_exc.SQLAlchemyError as exc:
@@ -141,13 +147,66 @@ def sql_inspect(store: StoreSpec, settings: dict) -> StoreSchema:
                     length=getattr(type_, "length", None), nullable=bool(column.get("nullable", True)),
                     primary_key=column["name"] in primary,
                 )
-            schema.collections[collection.name] = CollectionSchema(columns=columns)
+            live = CollectionSchema(columns=columns)
+            if name in views.get(db_schema, set()):
+                if collection.primary_key:
+                    live.notes.append(SchemaNote(
+                        hooks.WARNING, f"{name} is a view: its primary_key cannot be checked against a table "
+                                       "key; an erasure that would change several rows by one key fails",
+                        path + ("fields", collection.primary_key[0], "primary_key")))
+            else:
+                live.keys = _row_keys(inspector, name, db_schema)
+            if folding is not None:
+                live.notes += _case_folding_notes(engine, folding, collection, name, db_schema, columns, path)
+            schema.collections[collection.name] = live
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
         raise StoreNotInspectable(f"{engine.dialect.name} not reachable: {str(exc).splitlines()[0][:200]}") \
             from exc
     finally:
         engine.dispose()
     return schema
+
+
+def _row_keys(inspector, name: str, db_schema: str | None) -> list[tuple[str, ...]]:
+    """The column sets that identify one row: primary key, unique constraints, unique indexes
+    (not partial ones, nor on expressions)."""
+    keys: list[tuple[str, ...]] = []
+    primary = inspector.get_pk_constraint(name, schema=db_schema).get("constrained_columns") or []
+    if primary:
+        keys.append(tuple(primary))
+    with warnings.catch_warnings():
+        # SQLite: an index on an expression (lower(trim(email))) is skipped — it is not a row key.
+        warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based",
+                                category=sa_exc.SAWarning)
+        try:
+            uniques = inspector.get_unique_constraints(name, schema=db_schema)
+        except NotImplementedError:
+            uniques = []
+        indexes = inspector.get_indexes(name, schema=db_schema)
+    keys += [tuple(u["column_names"]) for u in uniques if u.get("column_names")]
+    for index in indexes:
+        columns = index.get("column_names") or []
+        options = index.get("dialect_options") or {}
+        partial = any(k.endswith("_where") and v is not None for k, v in options.items())
+        if index.get("unique") and columns and None not in columns and not partial:
+            keys.append(tuple(columns))
+    return list(dict.fromkeys(keys))
+
+
+def _case_folding_notes(engine, folding: PgFolding, collection, name: str, db_schema: str | None,
+                        columns: dict[str, ColumnInfo], path: tuple) -> list[SchemaNote]:
+    """PostgreSQL: e-mail identity columns must be comparable in every letter case."""
+    notes = []
+    with engine.connect() as conn:
+        for f in collection.fields:
+            column = columns.get(f.name)
+            if f.identity != "email" or column is None or column.kind != hooks.KIND_STRING:
+                continue
+            try:
+                folding.column_collation(conn, table=name, schema=db_schema, column=f.name)
+            except CaseFoldingUnavailable as exc:
+                notes.append(SchemaNote(hooks.ERROR, str(exc), path + ("fields", f.name, "identity")))
+    return notes
 
 
 def _connector(store: StoreSpec, settings: dict):

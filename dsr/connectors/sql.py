@@ -81,6 +81,98 @@ def engines_dispose() -> None:
         _engines.clear()
         _tables.clear()
         _collations.clear()
+        _pg_foldings.clear()
+
+
+# --- PostgreSQL: case folding that does not depend on the database's lc_ctype -----------------
+
+#: lower() of a collation that folds every script turns the first into the second.
+FOLD_PROBE = ("ŁÓЖ", "łóж")
+#: A built-in collation whose lower() folds every script, by preference (ICU's root first).
+_UNICODE_COLLATIONS_SQL = """
+    SELECT c.collname FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+    WHERE n.nspname = 'pg_catalog'
+      AND c.collencoding IN (-1, (SELECT encoding FROM pg_database WHERE datname = current_database()))
+      AND (c.collprovider = 'i' OR (c.collprovider = 'c' AND c.collctype NOT IN ('C', 'POSIX')))
+    ORDER BY c.collname <> 'und-x-icu', c.collprovider <> 'i', c.collname NOT IN ('C.utf8', 'C.UTF-8'),
+             c.collname
+    LIMIT 5
+"""
+_COLUMN_COLLATIONS_SQL = """
+    SELECT a.attname, n.nspname, c.collname FROM pg_attribute a
+    JOIN pg_collation c ON c.oid = a.attcollation JOIN pg_namespace n ON n.oid = c.collnamespace
+    WHERE a.attrelid = CAST(:relation AS regclass) AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+
+class CaseFoldingUnavailable(StoreError):
+    """lower() on the column folds only ASCII and the server has no collation that folds more."""
+
+
+class PgFolding:
+    """How to lower-case a PostgreSQL text column for every script, whatever the database's ctype.
+
+    A database created with ``LC_CTYPE 'C'`` (or a column declared ``COLLATE "C"``) has a
+    ``lower()`` that folds only ASCII: ``ŁUKASZ@WP.PL`` stays ``Łukasz@wp.pl``. Such a column is
+    compared as ``lower(trim(col) COLLATE "und-x-icu")`` (ICU's root collation; else another
+    built-in collation whose ``lower()`` folds every script, e.g. ``C.utf8``). Whether a collation
+    folds is asked from the server (``FOLD_PROBE``), not guessed from its name.
+    """
+
+    def __init__(self):
+        self._folds: dict[str, bool] = {}
+        self._columns: dict[tuple, dict[str, str]] = {}
+        self._unicode: list[str | None] = []
+
+    @staticmethod
+    def _quote(conn: sa.Connection, *names: str) -> str:
+        quote = conn.dialect.identifier_preparer.quote_identifier
+        return ".".join(quote(n) for n in names)
+
+    def _collation_folds(self, conn: sa.Connection, collation: str) -> bool:
+        if collation not in self._folds:
+            self._folds[collation] = bool(conn.execute(
+                sa.text(f"SELECT lower(CAST(:probe AS text) COLLATE {collation}) = :folded"),
+                {"probe": FOLD_PROBE[0], "folded": FOLD_PROBE[1]}).scalar())
+        return self._folds[collation]
+
+    def unicode_collation(self, conn: sa.Connection) -> str | None:
+        """The name of a built-in collation whose lower() folds every script (None: none)."""
+        if not self._unicode:
+            names = [str(r[0]) for r in conn.execute(sa.text(_UNICODE_COLLATIONS_SQL))]
+            self._unicode.append(next((n for n in names if self._collation_folds(conn, self._quote(conn, n))), None))
+        return self._unicode[0]
+
+    def column_collation(self, conn: sa.Connection, *, table: str, schema: str | None, column: str) -> str:
+        """"" when ``lower(col)`` folds every script, else the collation to compare it in.
+
+        Raises :class:`CaseFoldingUnavailable` (with what to do) when the server has none."""
+        key = (schema, table)
+        if key not in self._columns:
+            preparer = conn.dialect.identifier_preparer
+            relation = (f"{preparer.quote_schema(schema)}." if schema else "") + preparer.quote(table)
+            rows = conn.execute(sa.text(_COLUMN_COLLATIONS_SQL), {"relation": relation})
+            self._columns[key] = {str(r[0]): self._quote(conn, str(r[1]), str(r[2])) for r in rows}
+        own = self._columns[key].get(column)
+        if own is None or self._collation_folds(conn, own):
+            return ""  # not a collatable (text) column, or its lower() folds every script
+        unicode = self.unicode_collation(conn)
+        if unicode is not None:
+            return unicode
+        if own == self._quote(conn, "pg_catalog", "default"):
+            row = conn.execute(sa.text("SELECT current_database(), datctype FROM pg_database "
+                                       "WHERE datname = current_database()")).one()
+            cause = f"database {row[0]} has lc_ctype {row[1]}"
+            fix = "create the database with a UTF-8 locale (LC_CTYPE 'C.UTF-8') or install ICU"
+        else:
+            cause = f"column {table}.{column} has collation {own}"
+            fix = "give the column a UTF-8 collation or install ICU"
+        raise CaseFoldingUnavailable(
+            f"{cause}: non-ASCII e-mails cannot be matched case-insensitively (lower() folds only "
+            f"ASCII and the server has no Unicode-aware collation); {fix}")
+
+
+_pg_foldings: dict[str, PgFolding] = {}
 
 
 def _translate(exc: Exception) -> Exception:
@@ -158,6 +250,10 @@ class SqlConnector(BaseConnector):
             raise _translate(exc) from exc
         return f"{self.engine.dialect.name} reachable"
 
+    def _pg_folding(self) -> PgFolding:
+        with _engines_lock:
+            return _pg_foldings.setdefault(self.engine.url.render_as_string(hide_password=False), PgFolding())
+
     def _collation(self, conn: sa.Connection, column: sa.Column) -> str:
         """MariaDB/MySQL: the column's collation (cached per table), "" elsewhere."""
         if self.engine.dialect.name not in {"mysql", "mariadb"}:
@@ -203,6 +299,17 @@ class SqlConnector(BaseConnector):
             expr = sa.func.lower(sa.func.trim(column))
             forms = [f for f in match.forms if f.isascii()]
             others = [f for f in match.forms if not f.isascii()]
+            if self.engine.dialect.name == "postgresql":
+                # lower() folds only ASCII under a "C" ctype: compare in a collation that folds all.
+                try:
+                    unicode = self._pg_folding().column_collation(
+                        conn, table=column.table.name, schema=column.table.schema, column=column.name)
+                except CaseFoldingUnavailable as exc:
+                    if others:
+                        raise StoreError(f"{self.store_key}: {exc}") from exc
+                    unicode = ""
+                if unicode:
+                    expr = sa.func.lower(sa.collate(sa.func.trim(column), unicode))
             if others and self.engine.dialect.name == "sqlite":
                 keys = sorted(match.keys)
                 for start in range(0, len(keys), IN_CHUNK):
@@ -243,6 +350,18 @@ class SqlConnector(BaseConnector):
             clauses.append(table.c[name] == coerced[0])
         return sa.and_(*clauses)
 
+    @staticmethod
+    def _one_row(collection: CollectionSpec, key: dict, result, verb: str) -> int:
+        """The rows a statement by row key affected; more than one raises (the caller's transaction
+        rolls back): the data map's primary_key is not unique and other people's rows would change."""
+        count = result.rowcount or 0
+        if count > 1:
+            raise StoreError(
+                f"{collection.address}: the row key ({', '.join(key)}) would {verb} {count} rows, not 1; "
+                "nothing was changed. The data map's primary_key is not unique in the table: declare the "
+                "table's primary key (manage.py load_datamap / test_store name it)")
+        return count
+
     def mask(self, collection: CollectionSpec, plans: Iterable) -> int:
         table = self._table(collection)
         changed = 0
@@ -250,7 +369,7 @@ class SqlConnector(BaseConnector):
             with self.engine.begin() as conn:
                 for plan in plans:
                     result = conn.execute(sa.update(table).where(self._where(table, plan.key)).values(**plan.values))
-                    changed += result.rowcount or 0
+                    changed += self._one_row(collection, plan.key, result, "change")
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
         return changed
@@ -262,7 +381,7 @@ class SqlConnector(BaseConnector):
             with self.engine.begin() as conn:
                 for plan in plans:
                     result = conn.execute(sa.delete(table).where(self._where(table, plan.key)))
-                    deleted += result.rowcount or 0
+                    deleted += self._one_row(collection, plan.key, result, "delete")
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
         return deleted

@@ -62,10 +62,16 @@ class SchemaNote:
 
 @dataclass
 class CollectionSchema:
-    """The live shape of one collection; ``columns`` is None when the store has no schema."""
+    """The live shape of one collection; ``columns`` is None when the store has no schema.
+
+    ``keys``: the column sets that identify one row (primary key first, then unique constraints
+    and unique indexes); None when the store cannot say (no schema, a view). The data map's
+    ``primary_key`` must contain one of them, or changing a row by it changes other rows too.
+    """
 
     columns: dict[str, ColumnInfo] | None = None
     notes: list[SchemaNote] = field(default_factory=list)
+    keys: list[tuple[str, ...]] | None = None
 
 
 @dataclass

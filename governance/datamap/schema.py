@@ -85,7 +85,38 @@ def store_schema_notes(store: StoreSpec, *, strict: bool = False,
                     "personal data; set a strategy)"
                 for note in checker.column_problems(column, dict(f.strategy_options)):
                     notes.append(SchemaNote(note.severity, f"{said}: {note.message}", path + ("strategy",)))
+        notes += primary_key_notes(store, collection, live)
     return notes
+
+
+def primary_key_notes(store: StoreSpec, collection, live) -> list[SchemaNote]:
+    """The declared ``primary_key`` must contain a key of the table (primary key, unique constraint
+    or unique index): rows are read again, changed and deleted by it, one row per key."""
+    declared = collection.primary_key
+    if not declared or live.keys is None or live.columns is None or \
+            any(name not in live.columns for name in declared):
+        return []  # nothing declared, keys unknown, or a missing column (reported above)
+    if any(set(key) <= set(declared) for key in live.keys):
+        return []
+    table = collection.options.get("table", collection.name)
+    names = ", ".join(declared)
+    path = _fields_path(store, collection.name, declared[0]) + ("primary_key",)
+    risk = (f"primary_key {names} is not a key of table {table}: several rows can have the same {names}, "
+            "so erasing one person's row by it would change other people's rows too")
+    if not live.keys:
+        return [SchemaNote(hooks.ERROR, f"{risk}; the table has no primary key and no unique constraint: "
+                                        f"add one (ALTER TABLE {table} ADD PRIMARY KEY (…)) and declare it",
+                           path)]
+    real = live.keys[0]
+    primary = {name for name, column in live.columns.items() if column.primary_key}
+    what = "primary key" if set(real) == primary else "unique key"
+    key = ", ".join(real)
+    mapped = {f.name for f in collection.fields}
+    missing = [name for name in real if name not in mapped]
+    fix = f"declare `primary_key: true` on {key} (not on {names})"
+    if missing:
+        fix += "; add " + ", ".join(f"`{name}: {{primary_key: true}}`" for name in missing) + " to its fields"
+    return [SchemaNote(hooks.ERROR, f"{risk}; the table's {what} is ({key}): {fix}", path)]
 
 
 def reference_notes(stores: list[StoreSpec]) -> list[SchemaNote]:

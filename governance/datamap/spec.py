@@ -200,6 +200,50 @@ def datamap_lines(text: str) -> _Lines:
         return _Lines(None)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def duplicate_keys(node: yaml.Node | None) -> list[tuple[tuple, str, int, int]]:
+    """Keys written twice in one mapping: (path of the mapping, key, first line, second line).
+
+    PyYAML keeps the last value of a duplicated key without a word; the data map refuses them.
+    Merge keys (``<<: *anchor``) are not duplicates: explicit keys override merged ones.
+    """
+    found: list[tuple[tuple, str, int, int]] = []
+    constructor = yaml.constructor.SafeConstructor()
+    seen_nodes: set[int] = set()
+
+    def walk(current: yaml.Node, path: tuple) -> None:
+        if id(current) in seen_nodes:  # an alias of a node already walked (or a recursive one)
+            return
+        seen_nodes.add(id(current))
+        if isinstance(current, yaml.SequenceNode):
+            for index, item in enumerate(current.value):
+                walk(item, path + (index,))
+            return
+        if not isinstance(current, yaml.MappingNode):
+            return
+        first: dict = {}
+        for key_node, value_node in current.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            label = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            try:
+                key = constructor.construct_object(key_node, deep=True)
+                hash(key)
+            except (yaml.YAMLError, TypeError):
+                key = ("unhashable", id(key_node))
+            if key in first:
+                found.append((path, label, first[key], key_node.start_mark.line + 1))
+            else:
+                first[key] = key_node.start_mark.line + 1
+            walk(value_node, path + (label,))
+
+    if node is not None:
+        walk(node, ())
+    return found
+
+
 def datamap_parse(text: str, *, filename: str = "<datamap>") -> list[StoreSpec]:
     """Parse and validate a data map document; raise :class:`DataMapInvalid` listing problems."""
     stores, problems = datamap_read(text, filename=filename)
@@ -214,6 +258,7 @@ def datamap_read(text: str, *, filename: str = "<datamap>") -> tuple[list[StoreS
     Only a document that is not a YAML mapping of stores raises :class:`DataMapInvalid`.
     """
     try:
+        # Composed and constructed separately: constructing flattens merge keys in the nodes.
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -228,6 +273,12 @@ def datamap_read(text: str, *, filename: str = "<datamap>") -> tuple[list[StoreS
     def add(path: tuple, message: str) -> None:
         problems.append(Problem(".".join(str(p) for p in path) or "(document)", message, lines.line(path)))
 
+    for path, key, first, second in duplicate_keys(node):
+        # YAML keeps the last one: a second `Email:` would silently replace the identity field.
+        problems.append(Problem(".".join(str(p) for p in path + (key,)),
+                                f"duplicate key {key!r}: also defined at {filename}:{first}; YAML keeps only "
+                                "the last one, which replaces the first — remove or merge one of them",
+                                second))
     if not isinstance(data, dict):
         add((), "the document must be a mapping with 'version' and 'stores'")
         raise DataMapInvalid(filename, problems)
