@@ -22,10 +22,12 @@ before/after values in ``changes``.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from contextvars import ContextVar
 
 from auditlog.middleware import AuditlogMiddleware
 from auditlog.registry import auditlog
+from django.conf import settings
 from django.db import models
 from django.db.models.signals import pre_save
 
@@ -108,8 +110,62 @@ def _reason_fill(sender, instance: AuditEntry, **kwargs) -> None:
 
 
 
+def _trusted_proxy(addr: str | None) -> bool:
+    if not addr:
+        return False
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in settings.MAMORU_TRUSTED_PROXIES)
+
+
+def _hop(value: str) -> str:
+    """One X-Forwarded-For hop without its port: ``[2001:db8::1]:443`` and ``192.0.2.1:80`` too."""
+    value = value.strip()
+    if value.startswith("[") and "]" in value:
+        return value[1:value.index("]")]
+    if value.count(":") == 1 and "." in value:
+        return value.split(":", 1)[0]
+    return value
+
+
+def client_address(request) -> tuple[str | None, int | None]:
+    """The client's address and port as the audit log records them.
+
+    ``X-Forwarded-For`` / ``X-Forwarded-Port`` are believed only from a proxy listed in
+    ``MAMORU_TRUSTED_PROXIES``; then the nearest address the trusted proxies did not add is the
+    client. Anyone else would choose what the evidence says about them.
+    """
+    remote = request.META.get("REMOTE_ADDR") or None
+    port = request.META.get("REMOTE_PORT")
+    if _trusted_proxy(remote) and request.headers.get("X-Forwarded-For"):
+        hops = [_hop(h) for h in request.headers["X-Forwarded-For"].split(",") if h.strip()]
+        while hops and _trusted_proxy(hops[-1]):
+            hops.pop()
+        if hops:
+            remote, port = hops[-1], request.headers.get("X-Forwarded-Port")
+    try:
+        port = int(port) if port not in (None, "") else None
+    except (TypeError, ValueError):
+        port = None
+    return remote, port
+
+
 class HistoryMiddleware(AuditlogMiddleware):
-    """auditlog's middleware (actor, address, correlation id) plus the reason of the change."""
+    """auditlog's middleware (actor, address, correlation id) plus the reason of the change.
+
+    Addresses come from :func:`client_address` (forwarded headers only from trusted proxies),
+    not from auditlog's own reading, which believes any client's ``X-Forwarded-For``.
+    """
+
+    @staticmethod
+    def _get_remote_addr(request):
+        return client_address(request)[0]
+
+    @staticmethod
+    def _get_remote_port(request):
+        return client_address(request)[1]
 
     def __call__(self, request):
         reason = request.headers.get(REASON_HEADER, "")

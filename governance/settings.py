@@ -310,6 +310,9 @@ MAMORU_DEMO_SEEDERS = [
 ]
 
 AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
+# Proxies whose X-Forwarded-For / X-Forwarded-Port the audit log believes (addresses or CIDRs,
+# comma-separated). Empty: the connecting address is recorded, whatever a client claims.
+MAMORU_TRUSTED_PROXIES = env.list("MAMORU_TRUSTED_PROXIES", default=[])
 AUDITLOG_INCLUDE_ALL_MODELS = False
 AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_DISABLE_REMOTE_ADDR = False

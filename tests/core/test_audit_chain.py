@@ -102,13 +102,31 @@ def test_entries_never_hold_personal_values(workspaces, role_users, api_client):
 
 
 @pytest.mark.django_db
+def test_a_client_cannot_choose_the_address_the_audit_log_records(workspaces, settings):
+    # given no trusted proxy (the default)
+    settings.MAMORU_TRUSTED_PROXIES = []
+    before = AuditEntry.objects.count()
+    # when a client claims another address
+    Client().post(
+        "/api/v1/dsr/requests", {"workspace": "shop-eu", "request_type": "access", "email": "y@example.com"},
+        content_type="application/json", HTTP_X_FORWARDED_FOR="203.0.113.7", HTTP_X_FORWARDED_PORT="1",
+    )
+    # then the connecting address is what the sealed entries say
+    new = list(AuditEntry.objects.order_by("seq")[before:])
+    assert new and {e.remote_addr for e in new} == {"127.0.0.1"}
+    assert list(chain_verify()) == []
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(("forwarded", "port", "stored_addr", "stored_port"), [
     ("203.0.113.9, 10.0.0.1", "8443", "203.0.113.9", 8443),
     ("2001:DB8::1", "", "2001:db8::1", None),  # PostgreSQL stores IPv6 lowercased
     ("[2001:db8::2]:443", "-5", "2001:db8::2", None),  # a negative port would fail the INSERT
     ("not-an-address", "70000", None, None),  # unparsable: not stored rather than a 500
 ])
-def test_anonymous_request_behind_proxy_keeps_chain_intact(workspaces, forwarded, port, stored_addr, stored_port):
+def test_anonymous_request_behind_proxy_keeps_chain_intact(workspaces, settings, forwarded, port, stored_addr,
+                                                          stored_port):
+    settings.MAMORU_TRUSTED_PROXIES = ["127.0.0.1", "10.0.0.0/8"]  # the test client and the proxy tier
     before = AuditEntry.objects.count()
     response = Client().post(
         "/api/v1/dsr/requests",
