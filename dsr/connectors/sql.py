@@ -8,12 +8,17 @@ Collection options: ``table`` (default: the collection name), ``schema``.
 Identity matching (docs/datamap.md, "Identity matching"): e-mail fields are searched with
 ``lower(trim(column)) IN (…)`` — index it with ``CREATE INDEX … ON t (lower(trim(email)))`` on
 PostgreSQL and SQLite; on SQLite, whose ``lower()`` folds only ASCII, addresses with other letters
-are compared by a Python function registered on the connection. Phone fields are searched with
+are compared by a Python function registered on the connection. On PostgreSQL a column whose
+``lower()`` folds only ASCII (database ``LC_CTYPE 'C'``, column ``COLLATE "C"``) is compared as
+``lower(trim(col) COLLATE "und-x-icu")`` (:class:`PgFolding`; index that expression). Phone fields are searched with
 ``trim(column) IN (every format of the number)``. On MariaDB/MySQL, whose default collations
 already ignore case and trailing spaces, a case-insensitive PAD SPACE column is searched with
 ``col IN (…) OR (col LIKE ' %' AND lower(trim(col)) IN (…))``: one range scan of the column's
 plain index. Every row found is checked again in Python (same address, same E.164 number), so a
 near miss or an accent-insensitive collation never matches.
+
+Changes are made by the data map's row key, one row per key: a statement that would affect more
+than one row rolls back and fails the node (the key is not unique in the table).
 """
 
 from __future__ import annotations
