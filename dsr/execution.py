@@ -15,9 +15,12 @@
   exponential backoff up to the store's budget, then fails. A failed node blocks only the nodes
   that depend on it; every other node keeps running. The request needs attention once nothing
   more can run, with the reasons in ``attention_reason``, and the DPOs are e-mailed.
-- Verification re-reads by primary key every row the access phase found and compares keyed
-  hashes of each personal field's original value (captured during access; never the values) with
-  what is there now; it also searches again by every identity. Anything left fails the node.
+- Verification re-reads by primary key every row the access phase found and checks that each
+  personal field that is not retained holds what the erasure planned for it (NULL, or the value
+  computed again from the original), comparing keyed hashes (captured during access or computed in
+  memory; never stored values); an e-mail or phone written differently is still itself. It also
+  searches again by every identity. Anything left fails the node; a retry then runs that node's
+  erasure again before verifying.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import threading
 import time
 import traceback
@@ -37,6 +41,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import asdict
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import connection, connections, transaction
@@ -60,6 +65,7 @@ from governance.datamap.graph import DataMapGraph
 from governance.datamap.spec import CollectionSpec, FieldSpec, StoreSpec
 from governance.datamap.taxonomy import category_is_personal
 from governance.locking import lock_rows
+from governance.subjects.identities import email_fold, phone_fold
 
 logger = logging.getLogger(__name__)
 
@@ -253,16 +259,31 @@ def _frozen(task: RequestTask, by_key: dict[str, RequestTask]) -> bool:
     """Nodes whose effects happened (or may have begun) stay as they are on a re-plan.
 
     An erasure, rectification or consent node that ran is not run again with a new spec, and the
-    access result it worked from is kept (re-reading would take masked values for originals).
+    access result it worked from is kept (re-reading would take masked values for originals) —
+    also once the erasure is to run again (``_erase_again``: its outcome of the earlier run stays).
     """
     if task.phase in {TaskPhase.ERASURE, TaskPhase.RECTIFY, TaskPhase.CONSENT}:
-        return task.status == TaskStatus.DONE
+        return task.status == TaskStatus.DONE and not _erase_again(task, by_key)
     if task.phase == TaskPhase.ACCESS:
         for phase in (TaskPhase.ERASURE, TaskPhase.RECTIFY):
             effect = by_key.get(f"{phase}:{task.node}")
-            if effect is not None and (effect.attempts > 0 or effect.status != TaskStatus.PENDING):
+            if effect is not None and (effect.attempts > 0 or effect.status != TaskStatus.PENDING
+                                       or effect.outcome):
                 return True
     return False
+
+
+def _erase_again(task: RequestTask, by_key: dict[str, RequestTask]) -> bool:
+    """A done erasure whose verification found data left: a retry runs it again, then verifies.
+
+    Erasure is idempotent (values computed from the access originals), so running it again puts
+    back what a writer restored; the cause must be fixed first, or verification fails again.
+    """
+    if task.phase != TaskPhase.ERASURE or task.status != TaskStatus.DONE:
+        return False
+    verify = by_key.get(f"{TaskPhase.VERIFY}:{task.node}")
+    return (verify is not None and verify.status == TaskStatus.FAILED
+            and (verify.outcome or {}).get("verified") is False and bool((verify.outcome or {}).get("leftovers")))
 
 
 def plan_refresh(*, request: DataSubjectRequest) -> dict:
@@ -271,7 +292,8 @@ def plan_refresh(*, request: DataSubjectRequest) -> dict:
     Kept: nodes done whose spec did not change, and nodes whose effects ran (see ``_frozen``).
     Reset to pending: failed and waiting nodes, done nodes whose spec changed (and every node
     that read their results). Added: nodes the data map now has. Dropped: unfinished nodes of
-    collections no longer in the map. Returns what changed, by node key.
+    collections no longer in the map. A done erasure whose verification failed because data was
+    left runs again, then its verification (``_erase_again``). Returns what changed, by node key.
     """
     specs = plan_current_specs(request=request)
     old_version = (request.plan or {}).get("version", "")
@@ -279,9 +301,14 @@ def plan_refresh(*, request: DataSubjectRequest) -> dict:
     request.save(update_fields=["plan"])
     wanted = _plan_rows(request, specs)
     tasks = {t.key: t for t in RequestTask.objects.select_for_update().filter(request=request)}
-    changes: dict[str, list[str]] = {"kept": [], "reset": [], "added": [], "dropped": [], "frozen": []}
+    changes: dict[str, list[str]] = {"kept": [], "reset": [], "added": [], "dropped": [], "frozen": [],
+                                     "erase_again": []}
     reset: set[str] = set()
     wanted_keys = {f"{r['phase']}:{r['node']}" for r in wanted}
+    for key, task in tasks.items():
+        if key in wanted_keys and _erase_again(task, tasks):
+            reset.add(key)
+            changes["erase_again"].append(key)
     # Nodes to run again: everything not done, and done nodes whose spec changed (unless frozen).
     for row in wanted:
         key = f"{row['phase']}:{row['node']}"
@@ -347,6 +374,12 @@ def plan_refresh(*, request: DataSubjectRequest) -> dict:
                     f"({', '.join(changes['frozen'][:10])})")
     event_add(request, "datamap_version", summary,
               data={"version": version, "previous": old_version, "reason": "retry", **changes})
+    if changes["erase_again"]:
+        nodes = sorted(k.split(":", 1)[1] for k in changes["erase_again"])
+        event_add(request, "erase_again",
+                  f"verification had found data left in {', '.join(nodes)}: the erasure of "
+                  f"{'these nodes' if len(nodes) > 1 else 'this node'} runs again from the values read "
+                  "in the access phase, then verification", data={"nodes": nodes})
     return changes
 
 
@@ -796,6 +829,95 @@ def _row_fingerprints(collection: CollectionSpec, row: dict, key: bytes) -> dict
     return out
 
 
+# What an erased field may hold, and what counts as one of the subject's identities.
+_IDENTITY_CATEGORIES = {"user.contact.email": "email", "user.contact.phone_number": "phone"}
+_PHONE_TEXT = re.compile(r"^[\d\s+\-.()/]+(?:(?:ext\.?|x|#)\s*\d+)?$", re.IGNORECASE)
+
+
+def _identity_kind(f: FieldSpec | None) -> str | None:
+    """``email`` or ``phone`` when the field holds one (declared identity, else its category)."""
+    if f is None:
+        return None
+    if f.identity in PERSONAL_IDENTITY_KINDS:
+        return f.identity
+    return _IDENTITY_CATEGORIES.get(f.category or "")
+
+
+def _phone_keys(value) -> set[str]:
+    """Digit strings a phone number is compared by (trunk 0 dropped; E.164 digits when it parses)."""
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    if not _PHONE_TEXT.match(text):
+        return set()
+    keys = set()
+    digits = re.sub(r"\D", "", text).lstrip("0")
+    if len(digits) >= 7:
+        keys.add(digits)
+    e164 = phone_fold(text, region=None)
+    if e164 and len(e164) >= 8:
+        keys.add(e164.lstrip("+"))
+    return keys
+
+
+def _same_identity(kind: str, value, identity) -> bool:
+    """Whether ``value`` is ``identity`` written differently (case, width, spaces, phone format)."""
+    if kind == "email":
+        text = str(value)
+        return "@" in text and email_fold(text) == email_fold(identity)
+    ours, theirs = _phone_keys(value), _phone_keys(identity)
+    return any(a == b or (abs(len(a) - len(b)) <= 3 and (a.endswith(b) or b.endswith(a)))
+               for a in ours for b in theirs)
+
+
+def _holds_identity(value, identities: list[tuple[str, object]]) -> bool:
+    return any(_same_identity(kind, value, identity) for kind, identity in identities)
+
+
+def _row_identities(collection: CollectionSpec, row: dict) -> list[tuple[str, object]]:
+    """The e-mails and phone numbers a row held when it was read (in memory only)."""
+    out = []
+    for f in collection.fields:
+        kind = _identity_kind(f)
+        if kind and _normalised(row.get(f.name)) is not None:
+            out.append((kind, row[f.name]))
+    return out
+
+
+def _comparable(value):
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        try:
+            return format(Decimal(str(value)).normalize(), "f")
+        except InvalidOperation:
+            return str(value)
+    return value
+
+
+def _erased_problem(key: bytes, f: FieldSpec | None, value, original, expected, before: str | None,
+                    identities: list[tuple[str, object]]) -> str | None:
+    """Why a checked field does not hold what the erasure planned for it (None: it does).
+
+    ``expected`` is the planned value, computed again from the original (NULL for ``null``, and
+    for a field that was empty when read). NULL or empty is always accepted: it holds nothing.
+    Values are compared by keyed hash; an e-mail or phone written differently is still itself.
+    """
+    if _normalised(value) is None:
+        return None
+    now = fingerprint(key, _comparable(value))
+    if expected is not None and now == fingerprint(key, _comparable(expected)):
+        return None
+    if now in {before, fingerprint(key, _comparable(original))} - {None}:
+        return "still holds its original value"
+    kind = _identity_kind(f)
+    if kind and original is not None and _same_identity(kind, value, original):
+        return "still holds its original value (written differently)"
+    if _holds_identity(value, identities):
+        return "holds one of the subject's identities"
+    if _normalised(original) is None:
+        return "was empty when read and now holds a value (it must stay empty)"
+    if expected is None:
+        return "holds a value where the erasure wrote null"
+    return "does not hold the value the erasure wrote"
+
+
 def phase_access(task: RequestTask) -> dict:
     request, graph, collection, store = _parts(task)
     inputs = _node_inputs(request, graph, task.node)
@@ -854,8 +976,10 @@ def phase_verify(task: RequestTask) -> dict:
     """Check nothing of the subject is left in the collection.
 
     1. Every row the access phase found is read again by its key: a row planned for deletion must
-       be gone; in a kept row every personal field that is not retained must no longer hold its
-       original value (keyed hashes from the access phase compared, never values).
+       be gone; in a kept row every personal field that is not retained must hold what the erasure
+       planned for it — NULL (or empty), or the value the plan computes again from the original
+       (keyed hashes compared, never values kept; see ``_erased_problem``). No other field may hold
+       one of the subject's identities (the request's, or the row's e-mails and phones as read).
     2. The collection is searched again by every identity (and parent value): a row of the
        subject that was not there at access time is also left over.
     3. ``mamoru.profile``: every profile found must be shredded, with no identity left that finds
@@ -868,9 +992,8 @@ def phase_verify(task: RequestTask) -> dict:
     fingerprints = (access.outcome or {}).get("fingerprints") if access is not None else None
     if fingerprints is None:  # planned before fingerprints existed: compute them from the access file
         fingerprints = {row_label(collection, r, key): _row_fingerprints(collection, r, key) for r in originals}
-    seed_values = {_normalised(v) for kind, values in request_seeds(request).items()
-                   if kind.split(":", 1)[0] in PERSONAL_IDENTITY_KINDS for v in values}
-    seed_values.discard(None)
+    subject_identities = [(kind.split(":", 1)[0], v) for kind, values in request_seeds(request).items()
+                          if kind.split(":", 1)[0] in PERSONAL_IDENTITY_KINDS for v in values]
     retained = sorted(f.name for f in collection.fields
                       if f.effective_strategy and strategy_get(f.effective_strategy).keeps_value)
     checked = {f.name for f in _checked_fields(collection)}
@@ -918,12 +1041,17 @@ def phase_verify(task: RequestTask) -> dict:
             # a kept row (legal hold) keeps its key: only a personal key is left over
             if name in before and _personal(collection.field(name)):
                 leftover(label, name, "the row's key is personal data and the row is still present")
+        planned = plan.values if plan is not None else {}
+        identities = subject_identities + _row_identities(collection, original)
         for name, value in sorted(row.items()):
-            if name in retained or name in pk or name == "_key" or value is None:
+            if name in retained or name in pk or name == "_key":
                 continue
-            if name in checked and name in before and fingerprint(key, value) == before[name]:
-                leftover(label, name, "still holds its original value")
-            elif _normalised(value) in seed_values:
+            if name in checked:
+                problem = _erased_problem(key, collection.field(name), value, original.get(name),
+                                          planned.get(name, original.get(name)), before.get(name), identities)
+                if problem:
+                    leftover(label, name, problem)
+            elif isinstance(value, str) and _holds_identity(value, identities):
                 leftover(label, name, "holds one of the subject's identities")
     for row in found:
         label = row_label(collection, row, key)
