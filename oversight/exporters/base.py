@@ -21,6 +21,10 @@ Write your own::
             yield ("\\t".join(c.label for c in table.columns) + "\\n").encode()
             for row in table.rows:
                 yield ("\\t".join("" if v is None else str(v) for v in row) + "\\n").encode()
+
+A format that a spreadsheet opens must not let text become a formula: pass text cells through
+:func:`governance.spreadsheet.formula_safe` (as the CSV exporter does), or write them as string
+cells (as the XLSX exporter does).
 """
 
 from __future__ import annotations
