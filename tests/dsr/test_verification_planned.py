@@ -171,3 +171,19 @@ def test_retry_after_removing_the_cause_erases_again_and_completes(workspaces, m
     event = request.events.get(kind="erase_again")
     assert event.data["nodes"] == ["shop.customers"] and "runs again" in event.message
     assert "erasure:shop.customers" in request.events.filter(kind="retried").last().data["nodes"]
+
+
+@pytest.mark.parametrize(("kind", "value", "identity", "same"), [
+    ("phone", "514.721.4711", "+1 (514) 721-4711", True),
+    ("phone", "+1 514 721 4711 ext. 2", "514-721-4711", True),
+    ("phone", "090.0000.0001", "+819000000001", True),
+    ("phone", "０９０－００００－０００１", "+819000000001", True),
+    ("phone", "514.721.4712", "+1 (514) 721-4711", False),
+    ("phone", "Order 5147214711 shipped", "+1 (514) 721-4711", False),
+    ("email", " Subject.Person@EXAMPLE.com", "subject.person@example.com", True),
+    ("email", "other.person@example.com", "subject.person@example.com", False),
+])
+def test_identity_written_differently_is_the_identity(kind, value, identity, same):
+    from dsr.execution import _same_identity
+
+    assert _same_identity(kind, value, identity) is same
