@@ -43,8 +43,9 @@ def _entry(
     request: HttpRequest | None, data: dict | None, content_type: ContentType | None = None,
 ) -> AuditEntry:
     user, actor_email = _actor(actor)
-    if reason:  # free text: masked in the column, the full text sealed (audit.freetext)
-        protected = freetext_protect(reason, max_length=500)
+    if reason:  # free text: masked in the column, the full text sealed under obj's data key if it
+        # has one (a person, a request: it dies with them), else the system key (audit.freetext)
+        protected = freetext_protect(reason, max_length=500, subject=obj)
         reason, data = protected.masked, ({**(data or {}), **protected.data()} if protected.sealed else data)
     return AuditEntry(
         content_type=content_type or ContentType.objects.get_for_model(obj, for_concrete_model=False),

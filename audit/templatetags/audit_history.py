@@ -2,7 +2,9 @@
 
 Lists the change entries django-auditlog wrote for the object (before → after per field, many-to-many
 additions and removals, actor, reason) and the reads that gave a reason (reveals of a profile). Reasons are shown masked; a user with the reveal permission
-may ask for the full text (``?reveal_reasons=1``), and that read is itself recorded.
+may ask for the full text (``?reveal_reasons=1``), and that read is itself recorded. A reason whose
+full text was sealed under the person's data key shows a note once that key is shredded (erasure):
+the masked text is all that is left.
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ from __future__ import annotations
 from django import template
 from django.contrib.contenttypes.models import ContentType
 
-from audit.freetext import freetext_reveal, may_reveal_freetext
+from audit.freetext import (
+    DESTROYED,
+    REVEALED,
+    freetext_keys_destroyed,
+    freetext_reveal_state,
+    may_reveal_freetext,
+)
 from audit.models import AuditEntry
 
 register = template.Library()
@@ -36,18 +44,29 @@ def audit_history(context, obj) -> dict:
         .select_related("actor").order_by("-seq")[:LIMIT]
     )
     sealed = [e for e in entries if (e.additional_data or {}).get("reason_enc")]
-    may_reveal = bool(sealed) and may_reveal_freetext(request.user)
+    destroyed_keys = freetext_keys_destroyed(e.additional_data["reason_enc"] for e in sealed)
+    destroyed = {e.pk for e in sealed if str(e.additional_data["reason_enc"].get("k")) in destroyed_keys}
+    readable = [e for e in sealed if e.pk not in destroyed]
+    may_reveal = bool(readable) and may_reveal_freetext(request.user)
     reveal = may_reveal and request.GET.get("reveal_reasons") == "1"
     full = {}
     if reveal:
         from audit.services import access_record_many
 
-        full = {e.pk: freetext_reveal(e.additional_data["reason_enc"]) for e in sealed}
-        access_record_many(actor=request.user, objs=sealed, fields=["reason"], reason="configuration history",
-                           request=request, via="admin:history")
+        for entry in readable:
+            text, state = freetext_reveal_state(entry.additional_data["reason_enc"])
+            if state == REVEALED:
+                full[entry.pk] = text
+            elif state == DESTROYED:  # shredded since the query above
+                destroyed.add(entry.pk)
+        revealed = [e for e in readable if e.pk in full]
+        if revealed:
+            access_record_many(actor=request.user, objs=revealed, fields=["reason"], reason="configuration history",
+                               request=request, via="admin:history")
     rows = [
         {"entry": e, "action": e.get_action_display(), "actor": e.actor_email or (e.actor and str(e.actor)) or "",
-         "changes": _changes(e), "reason": full.get(e.pk) or e.reason, "revealed": e.pk in full}
+         "changes": _changes(e), "reason": full.get(e.pk) or e.reason, "revealed": e.pk in full,
+         "destroyed": e.pk in destroyed}
         for e in entries
     ]
     return {"rows": rows, "may_reveal": may_reveal and not reveal, "limit": LIMIT}

@@ -89,6 +89,29 @@ def _decryptable_hits(values: list[str]) -> list[str]:
     return found
 
 
+def _sealed_reason_hits(values: list[str]) -> list[str]:
+    """Every reason/note sealed in the audit log (``additional_data.reason_enc``), decrypted with the
+    keys that remain (a reason about the person must have died with their key)."""
+    from audit.freetext import freetext_reveal
+    from audit.models import AuditEntry
+
+    found = []
+    for entry in AuditEntry.objects.exclude(additional_data=None).iterator():
+        plain = freetext_reveal((entry.additional_data or {}).get("reason_enc"))
+        if plain:
+            found += [f"audit entry seq={entry.seq} reason_enc: {v}" for v in _hits(plain, values)]
+    return found
+
+
+def _reveal_with_reason(profile, stores, actor) -> None:
+    """Staff reveal the person's profile, typing their e-mail and phone into the reason."""
+    from governance.subjects.services import profile_reveal
+
+    person = next(c for c in stores.data["customers"] if c["id"] == SUBJECT_ID)
+    profile_reveal(actor=actor, profile=profile, fields=["full_name"], via="test",
+                   reason=f"{person['email']} called from {person['phone']} about an order")
+
+
 def _file_hits(since: float, values: list[str]) -> list[str]:
     found = []
     for path in Path(settings.VAR_DIR).rglob("*"):
@@ -171,6 +194,7 @@ def _assert_nothing_left(requests, values, since, log_text: str) -> None:
     problems += _db_dump_hits("default", values)
     problems += _db_dump_hits("keystore", values)
     problems += _decryptable_hits(values)
+    problems += _sealed_reason_hits(values)
     problems += _file_hits(since, values)
     problems += _broker_hits(values)
     problems += [f"log: {v}" for v in _hits(log_text, values)]
@@ -192,12 +216,12 @@ def _run_inline(workspace, mailoutbox, request_type: str) -> DataSubjectRequest:
 
 
 @pytest.mark.django_db
-def test_access_then_erasure_leaves_no_decryptable_copy(workspaces, mailoutbox, sqlite_stores, caplog):
+def test_access_then_erasure_leaves_no_decryptable_copy(workspaces, mailoutbox, sqlite_stores, caplog, role_users):
     caplog.set_level(logging.DEBUG)
     since = time.time() - 1
     values = _values(sqlite_stores)
     load_map(sqlite_stores)
-    _profile(workspaces[0])
+    _reveal_with_reason(_profile(workspaces[0]), sqlite_stores, role_users["dpo"])
     # given an access request whose package is still offered
     access = _run_inline(workspaces[0], mailoutbox, "access")
     # (its access-phase files are deleted once the package is built; the package waits for download)
@@ -225,14 +249,14 @@ def _wait(request, timeout: float = 90) -> DataSubjectRequest:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_erasure_by_a_real_worker_leaves_no_decryptable_copy(live_worker, workspaces, mailoutbox, sqlite_stores,
-                                                             caplog):
+                                                             caplog, role_users):
     from dsr.services import dsr_request_submit, dsr_request_verify
 
     caplog.set_level(logging.DEBUG)
     since = time.time() - 1
     values = _values(sqlite_stores)
     load_map(sqlite_stores)
-    _profile(workspaces[0])
+    _reveal_with_reason(_profile(workspaces[0]), sqlite_stores, role_users["dpo"])
     request = dsr_request_submit(workspace=workspaces[0], request_type="erasure", email=TYPED_EMAIL)
     request = _wait(dsr_request_verify(request=request, code=code_from(mailoutbox)))
     assert request.status == RequestStatus.COMPLETED, request.attention_reason
