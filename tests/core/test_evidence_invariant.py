@@ -66,5 +66,5 @@ def test_every_kind_of_database_test_is_checked(tmp_path):
     # then the invariant fails each of them at teardown
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
-    assert out.count("evidence invariant broken after this test") == 3, out
-    assert "3 errors" in out, out
+    assert out.count("ERROR at teardown of test_") == 3, out
+    assert "evidence invariant broken after this test" in out and "3 errors" in out, out

@@ -10,7 +10,10 @@ decrypts to one, may be left.
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -112,13 +115,34 @@ def _reveal_with_reason(profile, stores, actor) -> None:
                    reason=f"{person['email']} called from {person['phone']} about an order")
 
 
+_READ_FILES = """
+import json, sys
+job = json.load(sys.stdin)
+hits = []
+for path in job["paths"]:
+    try:
+        with open(path, "rb") as fh:
+            low = fh.read().decode("latin-1").lower()
+    except OSError:
+        continue
+    hits += [f"{path}: {v}" for v in job["values"] if v in low]
+print(json.dumps(hits))
+"""
+
+
 def _file_hits(since: float, values: list[str]) -> list[str]:
-    found = []
-    for path in Path(settings.VAR_DIR).rglob("*"):
-        if path.is_file() and path.stat().st_mtime >= since:
-            text = path.read_bytes().decode("latin-1")
-            found += [f"{path}: {v}" for v in _hits(text, values)]
-    return found
+    """Search every file written under var/ since ``since``, the SQLite files included.
+
+    The files are read by a child process: closing a descriptor of a database file in this process
+    would drop the POSIX locks this process's own SQLite connections hold on it, and a worker
+    writing meanwhile would corrupt the test database (SQLite, "How To Corrupt", 2.2).
+    """
+    paths = [str(p) for p in Path(settings.VAR_DIR).rglob("*") if p.is_file() and p.stat().st_mtime >= since]
+    result = subprocess.run(
+        [sys.executable, "-c", _READ_FILES], input=json.dumps({"paths": paths, "values": values}),
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    return json.loads(result.stdout)
 
 
 def _request_file_hits(request: DataSubjectRequest, values: list[str]) -> list[str]:
