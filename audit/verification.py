@@ -9,6 +9,13 @@ A run (:func:`chains_verify`) continues each chain from the position the last cl
 compares the database with the last exported heads, e-mails the DPO group when a break is found, and
 when everything is clean appends the current heads to the export directory.
 
+Accepting heads (``accept="<reason>"``, ``verify_chains --accept-heads``) is a clean restart point
+after a restored backup: the run verifies every chain from its start; if the chains themselves are
+intact, the exported heads they no longer extend (``truncated``/``changed``) are reported as
+*accepted* instead of as problems, the current heads are appended with the reason, and the run is
+recorded as clean, so the next incremental runs continue from the heads accepted. A chain with a
+break of its own is never accepted over (the run fails and nothing is appended).
+
 Exported heads (``MAMORU_CHAIN_HEADS_DIR``, default ``var/chain-heads/``): one JSON line per head and
 export, in ``chain-heads-YYYY-MM.jsonl``, opened in append mode only, each line signed with an HMAC
 whose key is derived from ``MAMORU_PROOF_KEY``. Point the directory at storage the database
@@ -187,6 +194,12 @@ def heads_compare(*, exported: dict[str, dict] | None = None) -> list[ChainProbl
     problems: list[ChainProblem] = []
     if exported is None:
         exported, problems = heads_exported()
+    return problems + [problem for _chain, problem in _heads_compare(exported)]
+
+
+def _heads_compare(exported: dict[str, dict]) -> list[tuple[str, ChainProblem]]:
+    """``(chain name, problem)`` per exported head the database no longer holds as exported."""
+    problems: list[tuple[str, ChainProblem]] = []
     known = dict(chains.items())
     for key, record in sorted(exported.items()):
         chain = known.get(record.get("chain"))
@@ -194,17 +207,17 @@ def heads_compare(*, exported: dict[str, dict] | None = None) -> list[ChainProbl
             continue
         stored = chain.hash_at(key, int(record["position"]))
         if stored is None:
-            problems.append(ChainProblem(
+            problems.append((record["chain"], ChainProblem(
                 int(record["position"]), None, "truncated",
                 f"{key}: the head exported at {record['exported_at']} (position {record['position']}, "
                 f"seq {record['seq']}) is no longer in the database: rows were removed at the end",
-            ))
+            )))
         elif not hmac.compare_digest(stored, record["hash"]):
-            problems.append(ChainProblem(
+            problems.append((record["chain"], ChainProblem(
                 int(record["position"]), None, "changed",
                 f"{key}: the row at position {record['position']} differs from the head exported at "
                 f"{record['exported_at']}",
-            ))
+            )))
     return problems
 
 
@@ -236,6 +249,9 @@ def snapshot(using: str = DEFAULT_DB_ALIAS):
 class RunSummary:
     run: object
     problems: list[tuple[str, ChainProblem]] = field(default_factory=list)
+    # With accept=: the exported heads the accepted ones replace, and whether the heads were appended.
+    accepted: list[tuple[str, ChainProblem]] = field(default_factory=list)
+    accept_written: bool = False
 
 
 def _last_positions() -> dict[str, dict]:
@@ -249,11 +265,19 @@ def _last_positions() -> dict[str, dict]:
     return positions
 
 
-def chains_verify(*, full: bool = False, export: bool = True, notify: bool = True) -> RunSummary:
+def chains_verify(*, full: bool = False, export: bool = True, notify: bool = True, accept: str = "") -> RunSummary:
     """Verify every registered chain (incrementally unless ``full``), record the run, compare with
-    the exported heads, alert the DPO group on a break, export the heads when all is clean."""
+    the exported heads, alert the DPO group on a break, export the heads when all is clean.
+
+    ``accept`` (a reason): accept the current heads as a restart point (after restoring a backup):
+    every chain is verified from its start; if they are intact, exported heads they no longer
+    extend are listed in ``summary.accepted`` instead of as problems, the heads are appended with
+    the reason, and the next incremental runs continue from here.
+    """
     from audit.models_verification import VerificationRun
 
+    accept = (accept or "").strip()[:300]
+    full = full or bool(accept)  # a restart point: positions from before a restore mean nothing
     started = timezone.now()
     positions = {} if full else _last_positions()
     chains_info: dict[str, dict] = {}
@@ -272,9 +296,15 @@ def chains_verify(*, full: bool = False, export: bool = True, notify: bool = Tru
         chains_info[name] = {"checked": result.checked, "problems": len(result.problems),
                              "ok": not result.problems, "position": result.position if not result.problems else None,
                              "from": positions.get(name)}
+    accepting = bool(accept) and not found  # never accept heads over a chain broken in itself
     exported, export_problems = heads_exported()
     with snapshot():
-        found += [("exports", p) for p in export_problems + heads_compare(exported=exported)]
+        compared = _heads_compare(exported)
+    accepted = compared if accepting else []
+    found += [("exports", p) for p in export_problems] + ([] if accepting else [("exports", p) for _c, p in compared])
+    for name, info in chains_info.items():
+        if accepting:
+            info["accepted"] = {"reason": accept, "replaced": [p.message for c, p in accepted if c == name]}
     ok = not found
     run = VerificationRun.objects.create(
         started_at=started, finished_at=timezone.now(), full=full or not positions, ok=ok, checked=checked,
@@ -282,22 +312,31 @@ def chains_verify(*, full: bool = False, export: bool = True, notify: bool = Tru
         problems=[{"chain": c, "seq": p.seq, "kind": p.kind, "message": p.message,
                    "partition": getattr(p, "partition", None)} for c, p in found[:MAX_STORED_PROBLEMS]],
     )
-    if ok and export:
+    written = False
+    if accepting or (ok and export):
         try:
-            heads_export()
+            heads_export(accepted=accept if accepting else "")
+            written = True
+            if accepting:
+                logger.warning("chain heads accepted (%d exported head(s) replaced): %s", len(accepted), accept)
         except OSError as exc:  # the protection against truncation is off: say so like a break
             logger.exception("could not export the chain heads")
             problem = ChainProblem(None, None, "export_failed",
                                    f"the heads could not be written to {heads_dir()}: {type(exc).__name__}")
             found.append(("exports", problem))
             run.ok, run.problem_count = False, len(found)
-            run.problems = [{"chain": "exports", "seq": None, "kind": problem.kind, "message": problem.message,
-                             "partition": None}]
-            run.save(update_fields=["ok", "problem_count", "problems"])
+            run.problems = [*run.problems, {"chain": "exports", "seq": None, "kind": problem.kind,
+                                            "message": problem.message, "partition": None}]
+            if accepting:  # nothing was accepted: the next run must not continue from here
+                for info in run.chains.values():
+                    info.pop("accepted", None)
+                    info["ok"], info["position"] = False, None
+            run.save(update_fields=["ok", "problem_count", "problems", "chains"])
             ok = False
     if not ok and notify:
         run_notify(run=run)
-    return RunSummary(run=run, problems=found)
+    return RunSummary(run=run, problems=found, accepted=accepted if accepting and written else [],
+                      accept_written=accepting and written)
 
 
 _alert_recipients: list = []

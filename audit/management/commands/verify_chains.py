@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from audit.verification import chains_verify, heads_export
+from audit.verification import chains_verify
 
 
 class Command(BaseCommand):
@@ -23,29 +23,39 @@ class Command(BaseCommand):
         parser.add_argument("--no-mail", action="store_true", help="Do not e-mail the DPO group on a break.")
         parser.add_argument(
             "--accept-heads", metavar="REASON", default="",
-            help="After the run, export the current heads even if they do not extend the last export "
-                 "(after restoring a backup); the reason is kept in the signed line.",
+            help="Accept the current heads as a restart point (after restoring a backup): verify every "
+                 "chain from its start and, if they are intact, export their heads although they do not "
+                 "extend the last export (the reason is kept in the signed line). Exported heads that "
+                 "are replaced are listed, not counted as problems; later runs continue from here.",
         )
 
     def handle(self, *args, full=False, json=False, no_export=False, no_mail=False, accept_heads="",
                **options):  # noqa: A002
-        summary = chains_verify(full=full, export=not no_export, notify=not no_mail)
+        reason = accept_heads.strip()
+        summary = chains_verify(full=full, export=not no_export, notify=not no_mail, accept=reason)
         run = summary.run
-        if accept_heads.strip():
-            heads_export(accepted=accept_heads.strip())
-            self.stderr.write(f"current heads exported as accepted: {accept_heads.strip()}")
         if json:
             self.stdout.write(_dumps({
                 "ok": run.ok, "full": run.full, "checked": run.checked, "started_at": run.started_at.isoformat(),
                 "chains": run.chains,
                 "problems": [{"chain": c, "seq": p.seq, "kind": p.kind, "message": p.message,
                               "partition": getattr(p, "partition", None)} for c, p in summary.problems],
+                "accepted": {"reason": reason, "heads": [{"chain": c, "kind": p.kind, "message": p.message}
+                                                         for c, p in summary.accepted]}
+                if summary.accept_written else None,
             }))
         else:
             for name, info in sorted(run.chains.items()):
                 self.stdout.write(f"{name}: {info['checked']} entries checked, {info['problems']} problem(s)")
             for chain, problem in summary.problems:
                 self.stdout.write(f"{chain}: {problem.kind}: {problem.message}")
+            if summary.accept_written:
+                self.stdout.write(f"current heads exported as accepted: {reason}")
+                for chain, problem in summary.accepted:
+                    self.stdout.write(f"{chain}: accepted in place of: {problem.message}")
+            elif reason:
+                self.stdout.write(self.style.ERROR("heads NOT accepted: the chains themselves have problems "
+                                                   "(or the export failed); see above"))
             if run.ok:
                 self.stdout.write(self.style.SUCCESS(f"all chains intact ({run.checked} entries checked)"))
             else:
