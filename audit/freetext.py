@@ -12,8 +12,9 @@ Whose key seals the full text: the text dies with the person it is about.
   sealed under that key (``{"k", "t", "s": 1}``). Erasing the person (or destroying the request's
   data) crypto-shreds it with everything else; the masked text stays. If that key is already
   destroyed or missing, no full text is kept at all: never a copy under another key.
-- Only text about no subject (configuration changes, alerts, exports) is sealed under the system
-  data key (``owner="audit.freetext"``), which no erasure shreds.
+  Any other object with its own data key (a store, a webhook, an export) keeps it under that key.
+- Only text about an object without a data key (configuration changes, alerts) is sealed under the
+  system data key (``owner="audit.freetext"``), which no erasure shreds.
 
 The kernel imports no app: the key is read generically from ``subject.data_key_id``.
 
