@@ -16,7 +16,8 @@ from tests.factories import make_profile
 
 
 @pytest.mark.django_db(transaction=True)
-def test_reads_logged_in_autocommit_mode(workspaces, role_users):
+def test_reads_logged_in_autocommit_mode(workspaces, role_users, settings):
+    settings.MAMORU_TRUSTED_PROXIES = ["127.0.0.1"]  # the test client is the proxy here
     profile = make_profile(workspaces[0])
     assert connection.get_autocommit() and not connection.in_atomic_block
     first = access_record(actor=role_users["dpo"], obj=profile, fields=["email"], reason="r1")
