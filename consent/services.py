@@ -748,12 +748,9 @@ def consent_states_derive(*, profile_ids=None) -> dict[tuple, ConsentState]:
     return states
 
 
-def consent_states_rebuild(*, fix: bool = False) -> RebuildReport:
-    """Compare stored states with states derived from events; with ``fix`` make them equal."""
-    catalogue.invalidate()
-    derived = consent_states_derive()
+def consent_states_compare(*, derived: dict[tuple, ConsentState], stored: dict[tuple, ConsentState]) -> RebuildReport:
+    """What differs between stored states and states derived from the events (same keys)."""
     report = RebuildReport()
-    stored = {(s.profile_id, s.purpose_id): s for s in ConsentState.objects.iterator(chunk_size=5000)}
     for key, fresh in derived.items():
         report.checked += 1
         current = stored.get(key)
@@ -764,6 +761,15 @@ def consent_states_rebuild(*, fix: bool = False) -> RebuildReport:
         if diff:
             report.different.append((key, diff))
     report.extra = [key for key in stored if key not in derived]
+    return report
+
+
+def consent_states_rebuild(*, fix: bool = False) -> RebuildReport:
+    """Compare stored states with states derived from events; with ``fix`` make them equal."""
+    catalogue.invalidate()
+    derived = consent_states_derive()
+    stored = {(s.profile_id, s.purpose_id): s for s in ConsentState.objects.iterator(chunk_size=5000)}
+    report = consent_states_compare(derived=derived, stored=stored)
     if fix and not report.clean:
         with transaction.atomic():
             ConsentState.objects.filter(pk__in=[stored[k].pk for k in report.extra]).delete()

@@ -39,8 +39,8 @@ def states_check(*, after_seq: int | None = None, after_state_id: int = 0):
     merges or state rows newer than the last run concern. Returns a rebuild report."""
     from consent.selectors import catalogue
     from consent.services import (
-        STATE_FIELDS,
         RebuildReport,
+        consent_states_compare,
         consent_states_derive,
         consent_states_rebuild,
     )
@@ -56,17 +56,7 @@ def states_check(*, after_seq: int | None = None, after_state_id: int = 0):
     catalogue.invalidate()
     derived = consent_states_derive(profile_ids=profiles)
     stored = {(s.profile_id, s.purpose_id): s for s in ConsentState.objects.filter(profile_id__in=profiles)}
-    for key, fresh in derived.items():
-        report.checked += 1
-        current = stored.get(key)
-        if current is None:
-            report.missing.append(key)
-            continue
-        diff = [n for n in STATE_FIELDS if getattr(current, n) != getattr(fresh, n)]
-        if diff:
-            report.different.append((key, diff))
-    report.extra = [key for key in stored if key not in derived]
-    return report
+    return consent_states_compare(derived=derived, stored=stored)
 
 
 class ConsentChain(ChainVerifier):
