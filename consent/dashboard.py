@@ -9,6 +9,7 @@ from django.utils.translation import gettext
 
 from consent.models import ConsentEvent
 from consent.selectors import consent_rates_by_purpose
+from governance.access.policy import workspaces_visible_to
 from governance.charts import line_chart
 from oversight.dashboard import DAYS, BasePanel, last_days, panels
 
@@ -37,5 +38,10 @@ class ConsentPanel(BasePanel):
             "events": events,
         }
 
-    def figures(self, *, start: dt.datetime) -> list[tuple[str, int]]:
-        return [(gettext("Consent events"), ConsentEvent.objects.filter(occurred_at__gte=start).count())]
+    def figures(self, *, user, start: dt.datetime) -> list[tuple[str, int]]:
+        if not user.has_perm("consent.view_consentevent"):
+            return []
+        qs = ConsentEvent.objects.filter(occurred_at__gte=start)
+        if not user.has_perm("subjects.view_profile"):
+            qs = qs.filter(workspace__in=workspaces_visible_to(user))
+        return [(gettext("Consent events"), qs.count())]

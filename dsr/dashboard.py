@@ -43,11 +43,15 @@ class RequestsPanel(BasePanel):
             "soon": qs.filter(due_at__gt=now, due_at__lte=now + dt.timedelta(days=AMBER_DAYS)).count(),
         }
 
-    def figures(self, *, start: dt.datetime) -> list[tuple[str, int]]:
+    def figures(self, *, user, start: dt.datetime) -> list[tuple[str, int]]:
+        if not user.has_perm("dsr.view_datasubjectrequest"):
+            return []
+        qs = DataSubjectRequest.objects.all()
+        if not user.has_perm("subjects.view_profile"):
+            qs = qs.filter(workspace__in=workspaces_visible_to(user))
         return [
-            (gettext("Requests received"), DataSubjectRequest.objects.filter(received_at__gte=start).count()),
-            (gettext("Requests completed"), DataSubjectRequest.objects.filter(
-                completed_at__gte=start, status=RequestStatus.COMPLETED).count()),
+            (gettext("Requests received"), qs.filter(received_at__gte=start).count()),
+            (gettext("Requests completed"), qs.filter(completed_at__gte=start, status=RequestStatus.COMPLETED).count()),
         ]
 
 

@@ -36,7 +36,8 @@ class BasePanel:
     def build(self, *, user, now: dt.datetime) -> dict[str, Any] | None:
         raise NotImplementedError(f"{type(self).__name__} must implement build(user=..., now=...)")
 
-    def figures(self, *, start: dt.datetime) -> list[tuple[str, int]]:
+    def figures(self, *, user, start: dt.datetime) -> list[tuple[str, int]]:
+        """Lines for the month's key figures, counted over what ``user`` may see ([] for none)."""
         return []
 
 
@@ -111,20 +112,22 @@ class VerificationPanel(BasePanel):
         }
 
 
-def month_figures(*, now: dt.datetime) -> list[tuple[str, int]]:
+def month_figures(*, user, now: dt.datetime) -> list[tuple[str, int]]:
     from audit.models import AuditEntry
     from audit.models_exports import AuditExport
 
     start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     figures: list[tuple[str, int]] = []
     for panel in sorted(panels.values(), key=lambda p: p.order):
-        figures += panel.figures(start=start)
-    figures += [
-        (gettext("Profile reads logged"), AuditEntry.objects.filter(
-            timestamp__gte=start, action=AuditEntry.Action.ACCESS).count()),
-        (gettext("Denied attempts"), AuditEntry.objects.filter(timestamp__gte=start, outcome="denied").count()),
-        (gettext("Audit exports"), AuditExport.objects.filter(created_at__gte=start).count()),
-    ]
+        figures += panel.figures(user=user, start=start)
+    if user.has_perm("audit.view_auditentry"):
+        figures += [
+            (gettext("Profile reads logged"), AuditEntry.objects.filter(
+                timestamp__gte=start, action=AuditEntry.Action.ACCESS).count()),
+            (gettext("Denied attempts"), AuditEntry.objects.filter(timestamp__gte=start, outcome="denied").count()),
+        ]
+    if user.has_perm("audit.view_auditexport"):
+        figures.append((gettext("Audit exports"), AuditExport.objects.filter(created_at__gte=start).count()))
     return figures
 
 
@@ -138,7 +141,7 @@ def dashboard_context(*, user, now: dt.datetime | None = None) -> dict:
     return {
         "now": now,
         "panels": shown,
-        "figures": _guarded("figures", lambda: month_figures(now=now)),
+        "figures": _guarded("figures", lambda: month_figures(user=user, now=now)),
         "month": timezone.localtime(now).strftime("%Y-%m"),
         "can_export": user.has_perm("audit.export_audit") or user.has_perm("audit.view_auditentry"),
     }

@@ -35,5 +35,7 @@ class PiiPanel(BasePanel):
             "open_alerts": pii.open_alerts_count(),
         }
 
-    def figures(self, *, start: dt.datetime) -> list[tuple[str, int]]:
+    def figures(self, *, user, start: dt.datetime) -> list[tuple[str, int]]:
+        if not user.has_perm("pii.view_scanfinding"):
+            return []
         return [(gettext("PII findings"), ScanFinding.objects.filter(created_at__gte=start).count())]

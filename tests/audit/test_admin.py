@@ -132,3 +132,24 @@ def test_dashboard_charts_consent_and_pii(client, workspaces, role_users):
     assert "<svg" in consent_section and "marketing_email" in consent_section
     assert "cdn" not in consent_section.lower()
     catalogue.invalidate()
+
+
+def test_key_figures_count_only_what_the_role_may_see(workspaces, role_users):
+    # given a request in each workspace
+    from dsr.services import dsr_request_submit
+    from oversight.dashboard import dashboard_context
+
+    dsr_request_submit(workspace=workspaces[0], request_type="access", email="a@example.jp")
+    dsr_request_submit(workspace=workspaces[1], request_type="access", email="b@example.eu")
+
+    def figures(role):
+        return dict(dashboard_context(user=role_users[role])["figures"])
+
+    # then marketing sees consent figures only, no requests, PII or audit counts
+    marketing = figures("marketing")
+    assert "Consent events" in marketing
+    assert not {"Requests received", "PII findings", "Profile reads logged", "Denied attempts"} & set(marketing)
+    # the support agent counts the requests of their workspace only; the DPO counts all
+    assert figures("support_agent").get("Requests received") == 1
+    assert figures("dpo")["Requests received"] == 2
+    assert "Profile reads logged" in figures("dpo")
