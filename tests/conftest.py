@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers import in_ci, reachable
+from tests.servers import server_required
 
 SERVER_MARKERS = ("postgres", "mariadb", "redis")
 
@@ -21,12 +21,7 @@ def pytest_runtest_setup(item):
     for kind in SERVER_MARKERS:
         if item.get_closest_marker(kind) is None:
             continue
-        if reachable(kind):
-            continue
-        message = f"{kind} server is not reachable on 127.0.0.1"
-        if in_ci():
-            pytest.fail(f"{message} (CI=true: server tests must run, not skip)", pytrace=False)
-        pytest.skip(message)
+        server_required(kind)
 
 
 @pytest.fixture(autouse=True, scope="session")

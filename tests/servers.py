@@ -30,6 +30,18 @@ def reachable(kind: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def server_required(kind: str) -> None:
+    """Skip (locally) or fail (with ``CI=true``) when the ``kind`` server does not answer."""
+    import pytest
+
+    if reachable(kind):
+        return
+    message = f"{kind} server is not reachable on 127.0.0.1"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: server tests must run, not skip)", pytrace=False)
+    pytest.skip(message)
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
