@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.utils import translation
 
 from dsr.models import DataSubjectRequest
+from governance.access.roles import dpo_users
 
 
 def _language(locale: str) -> str:
@@ -38,7 +38,7 @@ def staff_language(user) -> str:
 
 def mail_staff(*, request: DataSubjectRequest, template: str, **context) -> None:
     """Write to the DPOs (members of the ``dpo`` group with an e-mail address), each in their language."""
-    users = get_user_model().objects.filter(groups__name="dpo", is_active=True).exclude(email="").distinct()
+    users = dpo_users()
     by_language: dict[str, set[str]] = {}
     for user in users:
         by_language.setdefault(staff_language(user), set()).add(user.email)

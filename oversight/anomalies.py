@@ -190,10 +190,6 @@ def anomalies_evaluate(
     return raised
 
 
-def dpo_recipients() -> list[str]:
-    return dpo_emails()
-
-
 def alert_describe(alert: AnomalyAlert) -> str:
     return gettext("%(rule)s: %(actor)s — %(count)d (threshold %(threshold)d) between %(start)s and %(end)s UTC") % {
         "rule": alert.rule.name, "actor": alert.actor_label, "count": alert.count,
@@ -204,7 +200,7 @@ def alert_describe(alert: AnomalyAlert) -> str:
 
 def alerts_notify(*, alerts: list[AnomalyAlert]) -> int:
     """E-mail the DPO group one message listing the new alerts (staff labels only, no subject data)."""
-    recipients = dpo_recipients()
+    recipients = dpo_emails()
     if not recipients or not alerts:
         return 0
     with translation.override("en"):

@@ -81,10 +81,14 @@ def roles_sync_on_migrate(sender, using="default", **kwargs) -> None:
     roles_sync()
 
 
+def dpo_users():
+    """Active users with the DPO role and an e-mail address (who hears about alerts and failures)."""
+    return get_user_model().objects.filter(groups__name=DPO, is_active=True).exclude(email="").distinct()
+
+
 def dpo_emails() -> list[str]:
-    """The addresses of active users with the DPO role (alerts, breaks, failed requests)."""
-    users = get_user_model().objects.filter(groups__name=DPO, is_active=True).exclude(email="")
-    return sorted({u.email for u in users})
+    """The addresses of :func:`dpo_users` (alerts, chain breaks)."""
+    return sorted({u.email for u in dpo_users()})
 
 
 def access_workspace_assign(*, user, workspace: Workspace) -> None:
