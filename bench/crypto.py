@@ -47,7 +47,28 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _postgres_fresh(url: str, keep: bool) -> None:
+    """Create the PostgreSQL database named in ``url`` (drop it first unless --keep)."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and not keep:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        if not exists or not keep:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def setup_django(keep: bool) -> None:
+    for var_name in ("DATABASE_URL", "MAMORU_KEYSTORE_URL"):
+        url = os.environ.get(var_name, "")
+        if url.startswith(("postgres://", "postgresql://")):
+            _postgres_fresh(url, keep)
     if not os.environ.get("DATABASE_URL"):
         var = ROOT / "var" / "bench-crypto"
         if var.exists() and not keep:
