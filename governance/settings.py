@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "governance.subjects",
     "governance.access",
     "governance.demo",
+    "governance.observability",
     "audit",
 ]
 # Feature apps register themselves here as they land (kept in one list so the order is visible).
@@ -86,8 +87,10 @@ INSTALLED_APPS += [
 
 MIDDLEWARE = [
     "governance.api.middleware.ReleaseRequestMiddleware",
+    "governance.observability.health.HealthProbeMiddleware",  # /healthz, /readyz: before host checks
     "django.middleware.security.SecurityMiddleware",
     "governance.api.middleware.RequestBodyLimitMiddleware",
+    "governance.api.middleware.ControlCharactersMiddleware",  # NUL & co. in path/query: 400
     "consent.middleware.ConsentCheckMiddleware",  # answers site-key checks; the rest does not apply
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -313,6 +316,8 @@ AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
 # Proxies whose X-Forwarded-For / X-Forwarded-Port the audit log believes (addresses or CIDRs,
 # comma-separated). Empty: the connecting address is recorded, whatever a client claims.
 MAMORU_TRUSTED_PROXIES = env.list("MAMORU_TRUSTED_PROXIES", default=[])
+# /readyz: seconds each check (main database, key store, broker) may take before it counts as down.
+MAMORU_READYZ_TIMEOUT_SECONDS = env.float("MAMORU_READYZ_TIMEOUT_SECONDS", default=2.0)
 AUDITLOG_INCLUDE_ALL_MODELS = False
 AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_DISABLE_REMOTE_ADDR = False

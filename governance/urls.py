@@ -14,7 +14,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from governance.views import healthz
+from governance.observability.health import healthz, readyz
 
 # Packages whose api_urls / web_urls modules are mounted when present (an app's sub-package, such as
 # the portal in dsr.portal, mounts its own when its app is installed).
@@ -55,6 +55,10 @@ admin.site.site_header = _("Mamoru privacy governance")
 admin.site.site_title = _("Mamoru")
 admin.site.index_title = _("Privacy dashboard")
 
+# Under /api/ a malformed id or an unknown path answers a problem JSON, not Django's HTML page.
+handler400 = "governance.api.errors.bad_request_handler"
+handler404 = "governance.api.errors.not_found_handler"
+
 urlpatterns = [
     *_hot_api_urls(),
     path("admin/", admin.site.urls),
@@ -63,6 +67,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include(_app_urls("api_urls"))),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("i18n/", include("django.conf.urls.i18n")),
     *_app_urls("web_urls"),
 ]
