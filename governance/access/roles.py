@@ -76,7 +76,19 @@ def roles_sync() -> dict[str, Group]:
 
 
 def roles_sync_on_migrate(sender, using="default", **kwargs) -> None:
-    if using != "default" or getattr(sender, "label", "") != "access":
+    """Sync the roles once per ``migrate``, after every app's permissions exist.
+
+    Django creates each app's permissions in that app's own ``post_migrate`` (in INSTALLED_APPS
+    order), so syncing on an early app's signal missed the permissions of the apps after it (a
+    fresh install left the privacy analyst without ``pii.scan_text``). The last app with models
+    is the last sender: by its turn every app's ``create_permissions`` has run.
+    """
+    from django.apps import apps
+
+    if using != "default":
+        return
+    last = [config for config in apps.get_app_configs() if config.models_module is not None][-1]
+    if getattr(sender, "label", "") != last.label:
         return
     roles_sync()
 
