@@ -167,6 +167,17 @@ DATABASES = {
     ),
 }
 DATABASE_ROUTERS = ["governance.crypto.router.KeyStoreRouter"]
+
+# --- Cache -----------------------------------------------------------------------------------
+# One cache shared by every process: rate-limit counters (governance/access/throttling.py) live
+# here, so a limit holds in total across web workers and machines. CACHE_URL in django-environ's
+# form, e.g. redis://127.0.0.1:6379/1 (Django's Redis backend). Unset: the database cache, a table
+# in the main database created by `manage.py migrate`.
+CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://mamoru_cache")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
+    # The same table and format, with an atomic incr() (Django's reads and writes back: two
+    # processes counting at once would lose a count).
+    CACHES["default"]["BACKEND"] = "governance.cache_backends.DatabaseCache"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
