@@ -205,6 +205,40 @@ def access_denied_endpoint(
     return entry
 
 
+def security_event_record(
+    *, event: str, obj: models.Model | None = None, model: type[models.Model] | None = None,
+    object_repr: str = "", actor=None, outcome: str = Outcome.ALLOWED,
+    request: HttpRequest | None = None, data: dict | None = None,
+) -> AuditEntry:
+    """Log a security event about an account (a login lockout, a second factor enrolled).
+
+    ``obj`` is the account when it exists; a lockout of a name no account has is logged against
+    ``model`` with that name as ``object_repr``. The address is the client's as the audit log
+    believes it (forwarded headers only from trusted proxies).
+    """
+    from audit.history import client_address
+
+    user, actor_email = _actor(actor)
+    target = obj if obj is not None else model
+    entry = AuditEntry(
+        content_type=ContentType.objects.get_for_model(target),
+        object_pk=str(obj.pk) if obj is not None else "*",
+        object_id=obj.pk if obj is not None and isinstance(obj.pk, int) else None,
+        object_repr=(object_repr or str(obj))[:200],
+        action=ACCESS,
+        actor=user,
+        actor_email=actor_email,
+        remote_addr=client_address(request)[0] if request is not None else None,
+        cid=get_cid(),
+        timestamp=timezone.now(),
+        outcome=outcome,
+        additional_data={"event": event, **(data or {})},
+        changes={},
+    )
+    _insert([entry])
+    return entry
+
+
 def access_record_many(
     *, actor, objs: Iterable[models.Model], fields: Sequence[str] = (), reason: str = "",
     request: HttpRequest | None = None, via: str = "",
