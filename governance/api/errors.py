@@ -81,7 +81,15 @@ def problem_response(
         status=status_code,
         content_type="application/problem+json",
         json_dumps_params={"ensure_ascii": False, "separators": (",", ":")},  # as DRF renders them
+        headers=_retry_after(extra),
     )
+
+
+def _retry_after(extra: dict | None) -> dict[str, str] | None:
+    """``Retry-After`` for a problem whose ``extra`` says when to retry (429 and 503 answers)."""
+    if extra and extra.get("retry_after") is not None:
+        return {"Retry-After": str(int(extra["retry_after"]))}
+    return None
 
 
 def _first_code(detail: Any) -> str:
@@ -109,7 +117,8 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             status_code=exc.status_code, code=exc.code, title=exc.title, detail=exc.detail,
             extra=exc.extra,
         )
-        return Response(body, status=exc.status_code, content_type="application/problem+json")
+        return Response(body, status=exc.status_code, content_type="application/problem+json",
+                        headers=_retry_after(exc.extra))
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -144,3 +153,27 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     response.data = body
     response.content_type = "application/problem+json"
     return response
+
+
+def _page_or_problem(request, exception, *, status_code: int, code: str, title: str, detail: str, page):
+    if request.path_info.startswith("/api/"):
+        return problem_response(status_code=status_code, code=code, title=str(title), detail=detail)
+    return page(request, exception)
+
+
+def not_found_handler(request, exception=None):
+    """``handler404``: under ``/api/`` a problem (``not_found``) — a malformed id such as
+    ``/api/v1/profiles/abc/`` matches no route — elsewhere Django's page."""
+    from django.views.defaults import page_not_found
+
+    return _page_or_problem(request, exception, status_code=404, code="not_found", title=_("Not found."),
+                            detail=str(_("No resource at this address.")), page=page_not_found)
+
+
+def bad_request_handler(request, exception=None):
+    """``handler400`` (a disallowed host, a suspicious request): a problem under ``/api/``."""
+    from django.views.defaults import bad_request
+
+    return _page_or_problem(request, exception, status_code=400, code="bad_request",
+                            title=_("Bad request."), detail=str(_("The request could not be understood.")),
+                            page=bad_request)

@@ -1,23 +1,77 @@
-"""Request guards that must run before any view parses the body."""
+"""Request guards that must run before any view parses the body or the query."""
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Callable
 from functools import partial
+from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext
+from django.views.defaults import bad_request
 
 from governance.api.errors import problem_response
 
+# C0 controls and DEL. A path holds none; a query value may hold tab, CR and LF (pasted text),
+# never the others: NUL cannot even be stored in PostgreSQL text (a 500 on every filter it reached).
+_PATH_CONTROLS = re.compile("[\x00-\x1f\x7f]")
+_QUERY_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_QUERY_CONTROLS_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-class RequestBodyLimitMiddleware:
-    """Reject API bodies larger than ``MAMORU_API_MAX_BODY_BYTES`` with 413 before reading them."""
+
+def _query_has_controls(query: str) -> bool:
+    if "%" not in query:
+        return _QUERY_CONTROLS_TEXT.search(query) is not None
+    return _QUERY_CONTROLS.search(unquote_to_bytes(query)) is not None
+
+
+class ControlCharactersMiddleware:
+    """Answer 400 ``invalid_character`` to a path or query string holding control characters.
+
+    Before anything reads them (the consent check's fast path included): API paths get the problem
+    JSON, pages Django's 400 page.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        query = request.META.get("QUERY_STRING", "")
+        in_path = _PATH_CONTROLS.search(request.path_info) is not None
+        if in_path or (query and _query_has_controls(query)):
+            where = gettext("path") if in_path else gettext("query string")
+            detail = gettext("The %(where)s contains a control character (such as NUL).") % {"where": where}
+            if request.path_info.startswith("/api/"):
+                return problem_response(
+                    status_code=400, code="invalid_character",
+                    title=gettext("The request contains characters that are not allowed."), detail=detail,
+                )
+            return bad_request(request, ValueError(detail))
+        return self.get_response(request)
+
+
+class RequestBodyLimitMiddleware:
+    """Reject API bodies larger than ``MAMORU_API_MAX_BODY_BYTES`` with 413 before reading them.
+
+    A chunked body (``Transfer-Encoding: chunked``, no ``Content-Length``) is read here when the
+    server de-chunks it (``wsgi.input_terminated``, as gunicorn does) — up to the same limit — and
+    handed on with its length; Django alone would read it as empty. A server that cannot end the
+    stream gets 411 ``length_required``.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get(
+            "CONTENT_LENGTH"
+        ):
+            refused = _chunked_body_take(request)
+            if refused is not None:
+                return refused
         if request.path.startswith("/api/"):
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -35,6 +89,29 @@ class RequestBodyLimitMiddleware:
                     detail=f"The body has {length} bytes; the limit is {limit}.",
                 )
         return self.get_response(request)
+
+
+def _chunked_body_take(request: HttpRequest) -> HttpResponse | None:
+    """Read a chunked body into the request (``None``), or the response refusing it."""
+    api = request.path.startswith("/api/")
+    limit = settings.MAMORU_API_MAX_BODY_BYTES
+    stream = request.environ.get("wsgi.input") if hasattr(request, "environ") else None
+    if stream is None or not request.environ.get("wsgi.input_terminated"):
+        detail = gettext("A body without Content-Length cannot be read here; send Content-Length.")
+        if api:
+            return problem_response(status_code=411, code="length_required",
+                                    title=gettext("Content-Length required."), detail=detail)
+        return HttpResponse(detail, status=411, content_type="text/plain; charset=utf-8")
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        detail = gettext("The body has more than %(limit)d bytes; the limit is %(limit)d.") % {"limit": limit}
+        if api:
+            return problem_response(status_code=413, code="body_too_large",
+                                    title=gettext("Request body too large."), detail=detail)
+        return HttpResponse(detail, status=413, content_type="text/plain; charset=utf-8")
+    request.META["CONTENT_LENGTH"] = str(len(body))
+    request._stream = io.BytesIO(body)
+    return None
 
 
 # Attributes that middleware hangs on the request and that point back at it: the lazy user's
