@@ -11,6 +11,7 @@ import hmac
 import json
 import re
 import secrets
+import smtplib
 import unicodedata
 from datetime import timedelta
 
@@ -51,6 +52,7 @@ ERR_POINTS = ("Requests for specific pieces of information (CCPA) need two more 
               "(phone, full_name, postal_code or birth_date in details.verification) and "
               "details.declaration_signed.")
 MAX_DETAILS_BYTES = 16_000
+ERR_MAIL_NOT_SENT = _("The confirmation code could not be e-mailed to this address; nothing was sent.")
 
 
 class DsrInvalid(DomainError):
@@ -107,7 +109,22 @@ def _validate_details(request_type: str, details: dict | None) -> dict:
     return details
 
 
-def _send_code(request: DataSubjectRequest) -> None:
+class MailNotSent(DomainError):
+    status_code = 503
+    code = "mail_not_sent"
+    title = _("The confirmation e-mail could not be sent.")
+
+
+# What a mail backend raises for a message it cannot send (refused address, server down, an
+# address it cannot encode).
+MAIL_FAILURES = (smtplib.SMTPException, OSError, UnicodeError, ValueError)
+
+
+def _send_code(request: DataSubjectRequest, *, first: bool) -> None:
+    """Store a fresh code's hash now; e-mail the code once this transaction commits, then record
+    truthfully whether it went: ``code_sent`` (and, the first time, the acknowledgement of receipt),
+    or ``code_not_sent`` and :class:`MailNotSent` (503): a first code that never left closes the
+    request (nobody could verify it); after a failed resend the person may ask for another code."""
     from dsr.notifications import mail_subject
 
     code = f"{secrets.randbelow(10**6):06d}"
@@ -117,10 +134,45 @@ def _send_code(request: DataSubjectRequest) -> None:
     request.save(update_fields=["code_hash", "code_expires_at", "code_attempts"])
     due = request.due_at
     minutes = int(_code_ttl().total_seconds() // 60)
-    transaction.on_commit(lambda: mail_subject(
-        request=request, template="code", code=code, minutes=minutes, due=due,
-        type_label=_type_label(request),
-    ))
+
+    def deliver() -> None:
+        try:
+            mail_subject(request=request, template="code", code=code, minutes=minutes, due=due,
+                         type_label=_type_label(request))
+        except MAIL_FAILURES as exc:
+            _code_not_sent(request, first=first, reason=type(exc).__name__)
+            raise MailNotSent(str(ERR_MAIL_NOT_SENT)) from None
+        with transaction.atomic():
+            if first:
+                # The confirmation mail also acknowledges receipt (CCPA §7021: within 10 business days).
+                request.acknowledged_at = timezone.now()
+                request.save(update_fields=["acknowledged_at"])
+                event_add(request, "code_sent", "confirmation code e-mailed (acknowledges receipt)")
+            else:
+                event_add(request, "code_sent", "confirmation code e-mailed again")
+
+    transaction.on_commit(deliver)
+
+
+def _code_not_sent(request: DataSubjectRequest, *, first: bool, reason: str) -> None:
+    with transaction.atomic():
+        locked = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        if locked.code_hash == request.code_hash:  # the code that failed is still the current one
+            locked.code_hash, locked.code_expires_at = "", None
+            locked.save(update_fields=["code_hash", "code_expires_at"])
+        event_add(locked, "code_not_sent", f"confirmation code could not be e-mailed ({reason})")
+        if first and locked.status == RequestStatus.PENDING_VERIFICATION:
+            locked.status = RequestStatus.REJECTED
+            locked.rejection_reason = "The confirmation code could not be e-mailed."
+            locked.completed_at = timezone.now()
+            locked.keep_until = locked.completed_at + relativedelta(months=_record_months())
+            locked.save(update_fields=["status", "rejection_reason", "completed_at", "keep_until"])
+            event_add(locked, "rejected", "closed: the confirmation code could not be e-mailed")
+            change_record(actor=None, obj=locked, action=UPDATE, fields=["status", "rejection_reason"],
+                          note="closed: the confirmation code could not be e-mailed")
+            _data_destroy_on_commit(locked)
+    for name in ("status", "code_hash", "code_expires_at", "rejection_reason", "completed_at", "keep_until"):
+        setattr(request, name, getattr(locked, name))
 
 
 def dsr_request_submit(
@@ -161,13 +213,10 @@ def dsr_request_submit(
         request.save()
         event_add(request, "received", f"{request_type} request received via {channel}", actor=actor)
         request.status = RequestStatus.PENDING_VERIFICATION
-        # The confirmation mail also acknowledges receipt (CCPA §7021: within 10 business days).
-        request.acknowledged_at = now
-        request.save(update_fields=["status", "acknowledged_at"])
-        _send_code(request)
-        event_add(request, "code_sent", "confirmation code e-mailed (acknowledges receipt)")
+        request.save(update_fields=["status"])
         change_record(actor=actor, obj=request, action=CREATE, fields=["email", "details"],
                       note=f"DSR submitted via {channel}")
+        _send_code(request, first=True)  # after the commit, then code_sent / code_not_sent
     return request
 
 
@@ -177,8 +226,7 @@ def dsr_request_resend_code(*, request: DataSubjectRequest) -> DataSubjectReques
         request = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
         if request.status != RequestStatus.PENDING_VERIFICATION:
             raise InvalidTransition(ERR_STATE)
-        _send_code(request)
-        event_add(request, "code_sent", "confirmation code e-mailed again")
+        _send_code(request, first=False)
     return request
 
 

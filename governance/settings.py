@@ -362,6 +362,8 @@ MAMORU_PII_RECOGNIZERS = None  # names from the recognizer registry; None = all 
 MAMORU_PII_SCORE_THRESHOLD = env.float("MAMORU_PII_SCORE_THRESHOLD", default=0.4)
 MAMORU_PII_MAX_BATCH = env.int("MAMORU_PII_MAX_BATCH", default=500)  # texts/records per request
 MAMORU_PII_MAX_TEXT_CHARS = env.int("MAMORU_PII_MAX_TEXT_CHARS", default=20_000)
+# Strings scanned per /api/v1/scan/ or ingest request, all records together (413 too_many_values).
+MAMORU_PII_MAX_VALUES = env.int("MAMORU_PII_MAX_VALUES", default=10_000)
 # Entities expected per ingested field; others raise unexpected-PII alerts (see docs/pii.md).
 MAMORU_PII_INGEST_POLICY = None  # None = governance.pii.policy.DEFAULT_INGEST_POLICY
 

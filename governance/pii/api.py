@@ -17,6 +17,9 @@ from governance.subjects.models import Jurisdiction
 
 DEFAULT_MAX_BATCH = 500
 DEFAULT_MAX_TEXT_CHARS = 20_000
+# Strings scanned per request, all records together (~75 µs each): a 2 MB body of tiny values
+# would otherwise hold a worker for seconds. Nesting depth is limited by the JSON parser (64).
+DEFAULT_MAX_VALUES = 10_000
 LANGUAGES = ("auto", "en", "ja")
 
 
@@ -28,10 +31,20 @@ def max_text_chars() -> int:
     return int(getattr(settings, "MAMORU_PII_MAX_TEXT_CHARS", DEFAULT_MAX_TEXT_CHARS))
 
 
+def max_values() -> int:
+    return int(getattr(settings, "MAMORU_PII_MAX_VALUES", DEFAULT_MAX_VALUES))
+
+
 class BatchTooLarge(DomainError):
     status_code = 413
     code = "batch_too_large"
     title = _("Too many items in one request.")
+
+
+class TooManyValues(DomainError):
+    status_code = 413
+    code = "too_many_values"
+    title = _("The records hold too many values to scan in one request.")
 
 
 class TextTooLong(DomainError):
@@ -70,6 +83,9 @@ def _check_sizes(items: list, texts: list[str]) -> None:
     if len(items) > max_batch():
         raise BatchTooLarge(f"At most {max_batch()} items per request; got {len(items)}.",
                             extra={"limit": max_batch()})
+    if len(texts) > max_values():
+        raise TooManyValues(f"At most {max_values()} values per request; got {len(texts)}.",
+                            extra={"limit": max_values()})
     longest = max((len(t) for t in texts), default=0)
     if longest > max_text_chars():
         raise TextTooLong(f"Texts may have at most {max_text_chars()} characters; got {longest}.",
@@ -77,14 +93,16 @@ def _check_sizes(items: list, texts: list[str]) -> None:
 
 
 def _strings(node, out: list[str]) -> list[str]:
-    if isinstance(node, dict):
-        for value in node.values():
-            _strings(value, out)
-    elif isinstance(node, list):
-        for value in node:
-            _strings(value, out)
-    elif isinstance(node, str):
-        out.append(node)
+    # Iterative: no recursion to blow, whatever the nesting.
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            out.append(item)
     return out
 
 
@@ -143,8 +161,10 @@ class ScanView(APIView):
         summary="Scan text or records for personal data",
         description=(
             "Exactly one of `text`, `texts` or `records`. At most `MAMORU_PII_MAX_BATCH` (500) "
-            "texts or records and `MAMORU_PII_MAX_TEXT_CHARS` (20,000) characters per string; "
-            "larger batches get 413 `batch_too_large` / `text_too_long`, bodies over the API "
+            "texts or records, `MAMORU_PII_MAX_VALUES` (10,000) strings in all records together, "
+            "nesting at most 64 levels and `MAMORU_PII_MAX_TEXT_CHARS` (20,000) characters per "
+            "string; larger batches get 413 `batch_too_large` / `too_many_values` / "
+            "`text_too_long`, deeper nesting 400 `parse_error`, bodies over the API "
             "limit 413 `body_too_large`. Findings never contain the scanned values. Nothing is "
             "stored. Needs permission `pii.scan_text` (DPO, privacy analyst)."
         ),
@@ -153,7 +173,8 @@ class ScanView(APIView):
             200: ScanOutputSerializer,
             400: OpenApiResponse(description="Malformed input (`validation_error`, "
                                  "`one_input_required`, `unknown_field`, `unsupported_language`)"),
-            413: OpenApiResponse(description="`batch_too_large`, `text_too_long`, `body_too_large`"),
+            413: OpenApiResponse(description="`batch_too_large`, `too_many_values`, `text_too_long`, "
+                                 "`body_too_large`"),
         },
         examples=[
             OpenApiExample("Records", value=SCAN_EXAMPLE_RECORDS, request_only=True),
@@ -250,7 +271,8 @@ class IngestProfilesView(APIView):
             400: OpenApiResponse(description="`validation_error`, `unknown_field`, `invalid_identity`, "
                                  "`identity_required`"),
             404: OpenApiResponse(description="Unknown workspace (`not_found`)"),
-            413: OpenApiResponse(description="`batch_too_large`, `text_too_long`, `body_too_large`"),
+            413: OpenApiResponse(description="`batch_too_large`, `too_many_values`, `text_too_long`, "
+                                 "`body_too_large`"),
             422: OpenApiResponse(description="`unexpected_pii` (with `on_unexpected=reject`)"),
         },
         examples=[
