@@ -637,9 +637,9 @@ def _json_params(request) -> dict | None:
 
 
 def _check_for_site(request, secret: str, params: dict) -> CheckResult | None:
-    """The check for a site key; ``None`` when the key is unknown, revoked or expired, or the
-    browser call comes from an origin (the DRF view then gives the authentication error or
-    applies CORS rules).
+    """The check for a site key; ``None`` when the key is unknown, revoked or expired, is a
+    publishable key, or the call comes from an origin (the DRF view then gives the authentication
+    error, requires an allowed Origin or applies CORS rules).
 
     The key is verified once per process and kept while the keys revision that the check's own
     statement returns stays the same; when it moved, the key is verified again and the check
@@ -672,8 +672,11 @@ def _check_for_site(request, secret: str, params: dict) -> CheckResult | None:
 
 
 def _check_credential_usable(request, credential: SiteCredential | None) -> bool:
-    # Browser calls with a publishable key go through the DRF view, which applies the origin rules.
-    return credential is not None and not (credential.kind == KeyKind.PUBLISHABLE and request.headers.get("Origin"))
+    # Publishable site keys always go through the DRF view, which requires an allowed Origin (and
+    # refuses a call without one); so do page tokens called with an Origin (CORS rules).
+    if credential is None or credential.needs_origin:
+        return False
+    return not (credential.kind == KeyKind.PUBLISHABLE and request.headers.get("Origin"))
 
 
 _check_view = ConsentCheckView.as_view()

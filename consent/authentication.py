@@ -40,6 +40,12 @@ PAGE_TOKEN_RECHECK_SECONDS = 10.0  # a page token's signature age is checked aga
 PAGE_TOKEN_PREFIX = "mcpt_"
 PAGE_TOKEN_SALT = "consent.preference-page"
 PAGE_TOKEN_MAX_AGE = 6 * 3600
+ERR_ORIGIN_REQUIRED = (
+    "A publishable key (mcpk_) is accepted only from a browser on one of the site's allowed origins, "
+    "and this request has no Origin header. Call the API from the site's pages (browsers send "
+    "Origin), add the page's origin to the site's allowed origins, or call from a server with the "
+    "site's secret key (mcsk_)."
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,12 @@ class SiteCredential:
     key_id: str
     revision: int = 0  # ConsentRevision.keys when verified
     expires_at: datetime | None = None
+    page_token: bool = False  # an mcpt_ token of our own preference centre, not a site key
+
+    @property
+    def needs_origin(self) -> bool:
+        """A publishable site key works only from a browser on one of the site's origins."""
+        return self.kind == KeyKind.PUBLISHABLE and not self.page_token
 
     def expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
@@ -150,7 +162,7 @@ def _resolve(secret: str, revision: int) -> SiteCredential | None:
         # Its signature's age is checked again within PAGE_TOKEN_RECHECK_SECONDS, whoever asks.
         expires = timezone.now() + timedelta(seconds=PAGE_TOKEN_RECHECK_SECONDS)
         return SiteCredential(site=site, kind=KeyKind.PUBLISHABLE, key_id=f"page-{site.pk}",
-                              revision=revision, expires_at=expires) if site else None
+                              revision=revision, expires_at=expires, page_token=True) if site else None
     from consent.services import site_key_check
 
     key = site_key_check(secret)
@@ -213,7 +225,11 @@ class SiteKeyAuthentication(authentication.BaseAuthentication):
         if credential is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked site key.", code="bad_site_key")
         origin = request.headers.get("Origin")
-        if origin and credential.kind == KeyKind.PUBLISHABLE and not header[1].startswith(PAGE_TOKEN_PREFIX):
+        if credential.needs_origin:
+            # Without this, any client could use the key that every page of the site shows and
+            # record "given" for any browser id: only a browser on an allowed origin may.
+            if not origin:
+                raise exceptions.PermissionDenied(ERR_ORIGIN_REQUIRED, code="origin_required")
             allowed = {o.rstrip("/") for o in credential.site.allowed_origins or []}
             if origin.rstrip("/") not in allowed:
                 raise exceptions.PermissionDenied(

@@ -7,7 +7,8 @@ work. :class:`ConsentCheckMiddleware` sits just inside ``SecurityMiddleware`` an
 calls with the same function as the URL's view (:func:`consent.api.consent_check_answer`), adding
 the headers the skipped middleware would have added, so the response is the same byte for byte
 whichever way it was served. Anything else (a browser call with ``Origin``, cookies, staff
-credentials, a bad key) goes down the stack as before.
+credentials, a bad key, any publishable key: it needs an allowed ``Origin``) goes down the stack as
+before.
 """
 
 from __future__ import annotations

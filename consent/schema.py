@@ -11,6 +11,7 @@ class SiteKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "Site key: `mcpk_…` (publishable, browser; browser ids only) or "
-            "`mcsk_…` (secret, server; whole site scope).",
+            "description": "Site key: `mcpk_…` (publishable, browser; browser ids only; needs an "
+            "`Origin` among the site's allowed origins, else 403 `origin_required` / "
+            "`origin_not_allowed`) or `mcsk_…` (secret, server; whole site scope).",
         }

@@ -58,10 +58,20 @@ def server(keys):
     return client
 
 
+SITE_ORIGIN = "https://shop.example"
+
+
 @pytest.fixture
 def browser(keys):
+    """A browser on the site's page: the publishable key, and the page's Origin (unless a test
+    sends another one)."""
     from rest_framework.test import APIClient
 
-    client = APIClient()
+    class BrowserClient(APIClient):
+        def request(self, **kwargs):
+            kwargs.setdefault("HTTP_ORIGIN", SITE_ORIGIN)
+            return super().request(**kwargs)
+
+    client = BrowserClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {keys['publishable']}")
     return client

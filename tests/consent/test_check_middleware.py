@@ -24,13 +24,11 @@ CASES = [
     pytest.param("secret", {"browser_id": "browser-0001", "purpose": "analytics"}, {}, 200, id="no-consent"),
     pytest.param("secret", {"identity_kind": "email", "identity_value": "a@example.com",
                             "purpose": "order_fulfilment"}, {}, 200, id="contract-basis"),
-    pytest.param("publishable", {"browser_id": "browser-0001", "purpose": "analytics"}, {}, 200, id="publishable"),
     pytest.param("secret", {"browser_id": "browser-0001"}, {}, 400, id="purpose-required"),
     pytest.param("secret", {"browser_id": "browser-0001", "purpose": "no_such_purpose"},
                  {"HTTP_ACCEPT_LANGUAGE": "ja"}, 400, id="unknown-purpose-ja"),
-    pytest.param("publishable", {"identity_kind": "email", "identity_value": "a@example.com",
-                                 "purpose": "analytics"}, {}, 403, id="publishable-key-scope"),
 ]
+# Publishable keys never take the fast path: they need an allowed Origin (test_origin_required.py).
 
 
 @pytest.mark.parametrize(("key", "params", "headers", "status"), CASES)
@@ -45,12 +43,12 @@ def test_the_middleware_answers_as_the_full_stack_does(keys, key, params, header
     assert dict(fast.headers) == dict(full.headers)
 
 
-@pytest.mark.parametrize("headers", [
-    {"HTTP_ORIGIN": "https://shop.example"},  # a browser call: CORS rules apply
-    {"HTTP_COOKIE": "sessionid=abc"},  # may be a staff session
+@pytest.mark.parametrize(("key", "headers"), [
+    ("publishable", {"HTTP_ORIGIN": "https://shop.example"}),  # a browser call: CORS rules apply
+    ("secret", {"HTTP_COOKIE": "sessionid=abc"}),  # may be a staff session
 ], ids=["origin", "cookie"])
-def test_browser_calls_and_cookies_take_the_full_stack(keys, headers):
-    response = _get(keys["publishable"], {"browser_id": "browser-0001", "purpose": "analytics"},
+def test_browser_calls_and_cookies_take_the_full_stack(keys, key, headers):
+    response = _get(keys[key], {"browser_id": "browser-0001", "purpose": "analytics"},
                     full_stack=False, **headers)
     assert response.status_code == 200 and hasattr(response.wsgi_request, "session")
 

@@ -30,13 +30,11 @@ CASES = [
     pytest.param("secret", {"browser_id": "browser-0001", "purpose": "analytics"}, {}, 200, id="no-consent"),
     pytest.param("secret", {"identity_kind": "email", "identity_value": "a@example.com",
                             "purpose": "order_fulfilment"}, {}, 200, id="contract-basis"),
-    pytest.param("publishable", {"browser_id": "browser-0001", "purpose": "analytics"}, {}, 200, id="publishable"),
     pytest.param("secret", {"browser_id": "browser-0001"}, {}, 400, id="purpose-required"),
     pytest.param("secret", {"browser_id": "browser-0001", "purpose": "no_such_purpose"},
                  {"HTTP_ACCEPT_LANGUAGE": "ja"}, 400, id="unknown-purpose-ja"),
-    pytest.param("publishable", {"identity_kind": "email", "identity_value": "a@example.com",
-                                 "purpose": "analytics"}, {}, 403, id="publishable-key-scope"),
 ]
+# Publishable keys never take the fast path: they need an allowed Origin (test_origin_required.py).
 
 
 @pytest.mark.parametrize(("key", "params", "headers", "status"), CASES)
