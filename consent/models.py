@@ -470,6 +470,9 @@ class WebhookDelivery(models.Model):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Set by the one task run that may send this delivery now (consent.tasks.delivery_claim);
+    # another run (a retry message, the sweep's) finds it claimed and does nothing.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 

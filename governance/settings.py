@@ -377,6 +377,10 @@ CELERY_BEAT_SCHEDULE["consent-webhook-sweep"] = {
     "task": "consent.tasks.webhook_sweep",
     "schedule": 300.0,
 }
+# Webhook deliveries: attempts before a delivery is marked failed, and the first retry delay
+# (doubled per attempt, capped at 1 hour, ±20 % jitter).
+MAMORU_WEBHOOK_MAX_ATTEMPTS = env.int("MAMORU_WEBHOOK_MAX_ATTEMPTS", default=8)
+MAMORU_WEBHOOK_BACKOFF_SECONDS = env.int("MAMORU_WEBHOOK_BACKOFF_SECONDS", default=30)
 
 # --- dsr ---
 # Internal target for APPI requests ("without delay"), in days; extension adds as many again.

@@ -159,6 +159,7 @@ def test_webhook_delivery_signed_and_retried(server, site, monkeypatch):
         webhook_deliver.apply(args=[delivery.pk], throw=True)
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.attempts == 1 and delivery.last_status_code == 500
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=delivery.created_at)  # now due
     webhook_deliver.apply(args=[delivery.pk])
     delivery.refresh_from_db()
     assert delivery.status == "delivered" and delivery.attempts == 2
