@@ -11,7 +11,6 @@ writes it into a spooled zip stored encrypted under the request's data key.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io
@@ -37,7 +36,7 @@ from dsr.values import json_default
 from governance.datamap.graph import DataMapGraph
 from governance.datamap.spec import CollectionSpec, FieldSpec
 from governance.datamap.taxonomy import category_is_personal, category_label
-from governance.spreadsheet import formula_safe
+from governance.spreadsheet import csv_writer, formula_safe
 
 PACKAGE_NAME = "package.zip.enc"
 FORMAT = "mamoru-access-package/2"
@@ -472,7 +471,7 @@ def _csv_cell(value) -> str:
 def _csv(part: CollectionPart) -> bytes:
     """UTF-8 with a byte-order mark (spreadsheets then read Japanese correctly)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_writer(out)  # the header too: column names come from the connected stores
     writer.writerow([c.name for c in part.columns])
     for row in part.rows:
         writer.writerow([_csv_cell(row.get(c.name)) for c in part.columns])

@@ -29,6 +29,7 @@ from consent.services import (
     parse_time,
 )
 from governance.api.errors import DomainError
+from governance.spreadsheet import csv_dict_writer
 from governance.subjects.models import Jurisdiction, Workspace
 
 REQUIRED = ("workspace", "identity_kind", "identity_value", "purpose", "state")
@@ -231,7 +232,8 @@ class Command(BaseCommand):
         try:
             if bad:
                 with report.open("w", newline="", encoding="utf-8") as out:
-                    writer = csv.DictWriter(out, fieldnames=list(REPORT_FIELDS))
+                    # Rows come from an untrusted file and the DPO opens this in a spreadsheet.
+                    writer = csv_dict_writer(out, fieldnames=REPORT_FIELDS)
                     writer.writeheader()
                     writer.writerows(bad)
                 self.stdout.write(f"{len(bad)} row(s) rejected — see {report}")
