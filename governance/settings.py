@@ -87,6 +87,7 @@ INSTALLED_APPS += [
 
 MIDDLEWARE = [
     "governance.api.middleware.ReleaseRequestMiddleware",
+    "governance.overload.OverloadMiddleware",  # 503 + Retry-After when saturated, before any work
     "governance.observability.health.HealthProbeMiddleware",  # /healthz, /readyz: before host checks
     "django.middleware.security.SecurityMiddleware",
     "governance.api.middleware.RequestBodyLimitMiddleware",
@@ -311,6 +312,13 @@ MAMORU_AUDIT_CHAIN_PARTITIONS = env.int("MAMORU_AUDIT_CHAIN_PARTITIONS", default
 # Largest API request body in bytes; larger bodies get 413 with code "body_too_large".
 MAMORU_API_MAX_BODY_BYTES = env.int("MAMORU_API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAMORU_API_MAX_BODY_BYTES, 2621440)
+# Graceful overload (governance/overload.py): requests beyond MAX_INFLIGHT running in one process
+# (0 = no limit; governance/gunicorn_conf.py sets threads - 2 when unset), or that waited longer
+# than MAX_WAIT seconds for a web thread (0 = no limit), get 503 + Retry-After at once.
+MAMORU_OVERLOAD_MAX_INFLIGHT = env.int("MAMORU_OVERLOAD_MAX_INFLIGHT", default=0)
+MAMORU_OVERLOAD_MAX_WAIT = env.float("MAMORU_OVERLOAD_MAX_WAIT", default=0.5)
+MAMORU_OVERLOAD_RETRY_AFTER = env.int("MAMORU_OVERLOAD_RETRY_AFTER", default=1)
+MAMORU_OVERLOAD_EXEMPT_PATHS = ["/healthz", "/readyz", "/metrics"]
 # Extra processes `manage.py run_demo` starts next to the web server and worker ("{python}" is
 # replaced by the current interpreter).
 MAMORU_DEMO_PROCESSES: dict[str, list[str]] = {}

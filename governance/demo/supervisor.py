@@ -4,13 +4,19 @@
 through a :class:`Supervisor`. When one exits on its own (a crash, an out-of-memory kill, a
 SIGKILL), it is started again after a backoff (1 s, doubling up to 30 s; back to 1 s once it has
 stayed up for a minute) with a log line each time. Only Ctrl-C / SIGTERM stops everything.
+
+On Linux each child is also told to receive SIGTERM when the supervisor itself dies (``prctl``
+``PR_SET_PDEATHSIG``): a supervisor killed with SIGKILL (or by the out-of-memory killer) leaves no
+web server or worker running on, holding the port and the broker's messages.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +24,20 @@ from dataclasses import dataclass, field
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 STABLE_SECONDS = 60.0
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int):
+    """A ``preexec_fn``: SIGTERM this child when the process that started it dies (Linux)."""
+
+    def preexec() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 @dataclass
@@ -44,7 +64,8 @@ class Supervisor:
         self.stable_seconds = stable_seconds
 
     def _spawn(self, child: Child) -> None:
-        child.proc = subprocess.Popen(child.argv, env=self.env, start_new_session=True)
+        preexec = _die_with_parent(os.getpid()) if sys.platform.startswith("linux") else None
+        child.proc = subprocess.Popen(child.argv, env=self.env, start_new_session=True, preexec_fn=preexec)
         child.started_at = time.monotonic()
         child.restart_at = None
 

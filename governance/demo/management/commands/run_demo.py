@@ -13,14 +13,19 @@ from django.core.management.base import BaseCommand
 from governance.demo.supervisor import Supervisor
 
 
-def web_argv(*, python: str, bind: str, workers: int, access_log: str = "-") -> list[str]:
-    """The web server's command line: gunicorn with an access log that never holds identities."""
-    return [
-        python, "-m", "gunicorn", "governance.wsgi:application", "--bind", bind,
-        "--workers", str(workers), "--access-logfile", access_log, "--graceful-timeout", "5",
-        # identity values in query strings are redacted in the access log (governance/logredact.py)
-        "--logger-class", "governance.gunicorn_logger.RedactingLogger",
-    ]
+def web_argv(*, python: str, bind: str, workers: int | None = None, threads: int | None = None,
+             access_log: str | None = None) -> list[str]:
+    """The web server's command line: gunicorn with ``governance/gunicorn_conf.py`` (threaded
+    workers that idle or slow clients cannot starve, timeouts, recycling, an access log that never
+    holds identities); ``workers``/``threads`` override ``WEB_CONCURRENCY``/``GUNICORN_THREADS``."""
+    argv = [python, "-m", "gunicorn", "-c", "python:governance.gunicorn_conf", "--bind", bind]
+    if workers:
+        argv += ["--workers", str(workers)]
+    if threads:
+        argv += ["--threads", str(threads)]
+    if access_log is not None:
+        argv += ["--access-logfile", access_log]
+    return argv
 
 
 class Command(BaseCommand):
@@ -33,13 +38,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default="127.0.0.1:8000")
-        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--web-workers", type=int, default=None,
+                            help="gunicorn processes (default: WEB_CONCURRENCY, else the number of CPUs)")
+        parser.add_argument("--web-threads", type=int, default=None,
+                            help="threads per gunicorn process (default: GUNICORN_THREADS, else 8)")
         parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
 
-    def handle(self, *args, bind: str, web_workers: int, concurrency: int, **options):
+    def handle(self, *args, bind: str, web_workers: int | None, web_threads: int | None,
+               concurrency: int, **options):
         python = sys.executable
         commands = {
-            "web": web_argv(python=python, bind=bind, workers=web_workers),
+            "web": web_argv(python=python, bind=bind, workers=web_workers, threads=web_threads),
             "worker": [
                 python, "-m", "celery", "-A", "governance", "worker", "--beat", "-l", "INFO",
                 "-c", str(concurrency), "-s", str(settings.VAR_DIR / "celerybeat-schedule"),
