@@ -41,11 +41,14 @@ def preference_centre(request: HttpRequest, site_slug: str) -> HttpResponse:
     lang = request.GET.get("lang") or translation.get_language() or "en"
     lang = "ja" if lang.startswith("ja") else "en"
     translation.activate(lang)
-    return render(request, "consent/preferences.html", {
+    response = render(request, "consent/preferences.html", {
         "site": site, "lang": lang, "token": page_token_create(site=site),
         "browser_id": request.GET.get("browser_id", ""),
         "purposes": ",".join(site.purposes.values_list("code", flat=True)),
     })
+    # Framed by the site's own pages only (Content-Security-Policy; X-Frame-Options is off here).
+    response._csp_replace = {"frame-ancestors": ["'self'", *site.allowed_origins]}
+    return response
 
 
 @cache_control(public=True, max_age=300)
