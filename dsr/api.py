@@ -9,7 +9,6 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializ
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from dsr.models import Channel, DataSubjectRequest, RequestType
@@ -22,14 +21,11 @@ from dsr.services import (
     dsr_request_submit,
     dsr_request_verify,
 )
+from dsr.throttles import DsrApiThrottle, code_mail_throttle
 from governance.access.policy import workspaces_visible_to
 from governance.api.errors import NotFound
 from governance.api.serializers import StrictSerializer
 from governance.subjects.models import Jurisdiction, Workspace
-
-
-class PublicThrottle(AnonRateThrottle):
-    rate = "60/hour"
 
 
 class StaffDsrPermission(BasePermission):
@@ -82,7 +78,7 @@ STATUS_EXAMPLE = OpenApiExample(
 
 
 class RequestListCreateApi(APIView):
-    throttle_classes = [PublicThrottle]
+    throttle_classes = [DsrApiThrottle]
 
     class DsrSubmitInSerializer(StrictSerializer):
         workspace = serializers.SlugField()
@@ -110,7 +106,9 @@ class RequestListCreateApi(APIView):
     @extend_schema(
         summary="Submit a data-subject request",
         description="Anyone may submit; a 6-digit code is e-mailed to the address. The answer is the "
-        "same whether or not the address is known (no enumeration).",
+        "same whether or not the address is known (no enumeration). Anonymous callers are limited per "
+        "client address (MAMORU_DSR_API_PER_HOUR) and every caller per e-mail address "
+        "(MAMORU_DSR_CODES_PER_EMAIL_PER_HOUR): 429 `rate_limited` with `Retry-After`.",
         request=DsrSubmitInSerializer, responses={201: DsrStatusSerializer}, examples=[SUBMIT_EXAMPLE, STATUS_EXAMPLE],
         auth=[],
     )
@@ -122,6 +120,7 @@ class RequestListCreateApi(APIView):
         if workspace is None:
             raise NotFound("No such workspace.", code="unknown_workspace")
         user = request.user if getattr(request.user, "is_authenticated", False) else None
+        code_mail_throttle(email=values["email"])
         dsr = dsr_request_submit(
             workspace=workspace, request_type=values["request_type"], email=values["email"],
             locale=values.get("locale") or "en", jurisdiction=values.get("jurisdiction"),
@@ -141,7 +140,7 @@ class RequestListCreateApi(APIView):
 
 class RequestVerifyApi(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [PublicThrottle]
+    throttle_classes = [DsrApiThrottle]
 
     class DsrVerifyInSerializer(StrictSerializer):
         code = serializers.RegexField(r"^\d{6}$", max_length=6)
@@ -162,7 +161,7 @@ class RequestVerifyApi(APIView):
 
 class RequestStatusApi(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [PublicThrottle]
+    throttle_classes = [DsrApiThrottle]
 
     @extend_schema(summary="Status and progress of a request (no personal data)",
                    responses={200: DsrStatusSerializer}, examples=[STATUS_EXAMPLE], auth=[])

@@ -176,6 +176,9 @@ DATABASE_ROUTERS = ["governance.crypto.router.KeyStoreRouter"]
 # form, e.g. redis://127.0.0.1:6379/1 (Django's Redis backend). Unset: the database cache, a table
 # in the main database created by `manage.py migrate`.
 CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://mamoru_cache")}
+for _name in ("TIMEOUT", "KEY_PREFIX", "VERSION"):  # ?key_prefix=mamoru: django-environ lower-cases
+    if _name.lower() in CACHES["default"]:  # these for Django's Redis backend, which then ignores them
+        CACHES["default"][_name] = CACHES["default"].pop(_name.lower())
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
     # The same table and format, with an atomic incr() (Django's reads and writes back: two
     # processes counting at once would lose a count).
@@ -445,9 +448,13 @@ CELERY_BEAT_SCHEDULE["dsr-records-purge"] = {"task": "dsr.records_purge", "sched
 # --- audit exports, anomalies & portal ---
 # Background audit export files (encrypted at rest) are deleted and their keys shredded after this.
 MAMORU_AUDIT_EXPORT_TTL_HOURS = env.int("MAMORU_AUDIT_EXPORT_TTL_HOURS", default=72)
-# Portal rate limits per client address (counted in the cache: configure a shared one in production).
+# Public rate limits (dsr/throttles.py), counted in the shared cache (CACHES) so they hold in total
+# across processes. Per client address (MAMORU_TRUSTED_PROXIES decides who the client is):
 MAMORU_PORTAL_SUBMITS_PER_HOUR = env.int("MAMORU_PORTAL_SUBMITS_PER_HOUR", default=10)
 MAMORU_PORTAL_VERIFY_PER_10MIN = env.int("MAMORU_PORTAL_VERIFY_PER_10MIN", default=20)
+MAMORU_DSR_API_PER_HOUR = env.int("MAMORU_DSR_API_PER_HOUR", default=60)  # anonymous DSR API calls
+# Per e-mail address, whoever asks: confirmation codes e-mailed (portal and DSR API together).
+MAMORU_DSR_CODES_PER_EMAIL_PER_HOUR = env.int("MAMORU_DSR_CODES_PER_EMAIL_PER_HOUR", default=5)
 # The portal (dsr.portal) is a sub-package, not an app: its translations are listed here.
 LOCALE_PATHS = [*LOCALE_PATHS, BASE_DIR / "dsr" / "portal" / "locale"]
 CELERY_BEAT_SCHEDULE["audit-anomalies-evaluate"] = {"task": "audit.anomalies_evaluate", "schedule": 900.0}

@@ -72,6 +72,40 @@ def _evidence_invariant(request):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits(request):
+    """No rate-limit counter from an earlier test: they live in the shared cache (Redis, or the
+    database cache, whose table a transactional test's flush leaves alone)."""
+    from django.conf import settings
+
+    if "DatabaseCache" in settings.CACHES["default"]["BACKEND"]:
+        marker = request.node.get_closest_marker("django_db")
+        if marker is None and not any(name in request.fixturenames for name in _DB_FIXTURES):
+            yield  # no database, so no counter either
+            return
+        if marker is not None:
+            request.getfixturevalue("_django_db_helper")
+        else:
+            request.getfixturevalue(next(name for name in _DB_FIXTURES if name in request.fixturenames))
+    from django.core.cache import cache
+
+    rate_limit_counters_clear(cache)
+    yield
+
+
+def rate_limit_counters_clear(cache) -> None:
+    """Delete the rate-limit counters (governance/access/throttling.py) in ``cache``: only those in
+    a Redis database (it may hold other things), the whole table of a database cache."""
+    from governance.access.throttling import KEY_PREFIX
+
+    if type(cache).__name__ == "RedisCache":
+        client = cache._cache.get_client(write=True)
+        for key in client.scan_iter(match=f"*{KEY_PREFIX}:*"):
+            client.delete(key)
+    else:
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_key_cache():
     from governance.crypto.envelope import dek_cache
 

@@ -6,21 +6,26 @@ submission is the same whether or not we know the e-mail address (no account enu
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from dsr.models import DataSubjectRequest, RequestStatus
 from dsr.portal.forms import RequestForm, VerifyForm
-from dsr.portal.ratelimit import client_key, rate_limit_exceeded
 from dsr.portal.rendering import render
+from dsr.throttles import (
+    SCOPE_CODE_MAIL,
+    code_mail_throttle,
+    portal_submit_throttle,
+    portal_verify_throttle,
+)
+from governance.access.throttling import RateLimited, RateLimitUnavailable
 from governance.api.errors import DomainError
 from governance.subjects.models import Workspace
 
@@ -52,10 +57,6 @@ STATUS_HELP = {
 }
 
 
-def _limit(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
-
-
 def request_token(req: DataSubjectRequest) -> str:
     return signing.dumps(str(req.pk), salt=TOKEN_SALT)
 
@@ -71,9 +72,24 @@ def request_from_token(token: str) -> DataSubjectRequest:
     return req
 
 
-def too_many(request: HttpRequest) -> HttpResponse:
-    response = render(request, "portal/rate_limited.html", status=429)
-    response["Retry-After"] = "600"
+def throttled(form, exc: RateLimited | RateLimitUnavailable, *, field: str | None = None) -> int:
+    """Put a rate limit on the form as an error; the status code the page is answered with."""
+    if isinstance(exc, RateLimitUnavailable):
+        form.add_error(None, gettext("We cannot accept this right now. Please try again in a minute."))
+        return 503
+    minutes = max(1, -(-exc.retry_after // 60))
+    wait = ngettext("Please try again in %(n)d minute.", "Please try again in %(n)d minutes.", minutes) % {"n": minutes}
+    if field == "email":
+        form.add_error("email", gettext("Too many confirmation codes were sent to this address.") + " " + wait)
+    elif field == "code":
+        form.add_error("code", gettext("Too many attempts from your network.") + " " + wait)
+    else:
+        form.add_error(None, gettext("Too many requests from your network.") + " " + wait)
+    return 429
+
+
+def _with_retry_after(response: HttpResponse, exc: RateLimited | RateLimitUnavailable) -> HttpResponse:
+    response["Retry-After"] = str(exc.retry_after)
     return response
 
 
@@ -90,9 +106,14 @@ def request_new(request: HttpRequest, brand: str | None = None) -> HttpResponse:
     workspace = get_object_or_404(Workspace, slug=brand) if brand else None
     form = RequestForm(request.POST or None, initial={"request_type": request.GET.get("type")}, brand=workspace)
     if request.method == "POST" and form.is_valid():
-        if rate_limit_exceeded(scope="submit", key=client_key(request),
-                               limit=_limit("MAMORU_PORTAL_SUBMITS_PER_HOUR", 10), window_seconds=3600):
-            return too_many(request)
+        # Per client address, then per e-mail address (codes sent to one mailbox, from anywhere).
+        try:
+            portal_submit_throttle(request=request)
+            code_mail_throttle(email=form.cleaned_data["email"])
+        except (RateLimited, RateLimitUnavailable) as exc:
+            field = "email" if getattr(exc, "scope", "") == SCOPE_CODE_MAIL else None
+            status = throttled(form, exc, field=field)
+            return _with_retry_after(_request_page(request, form, workspace, status), exc)
         target, all_workspaces = form.scope()
         try:
             if target is None:
@@ -106,8 +127,12 @@ def request_new(request: HttpRequest, brand: str | None = None) -> HttpResponse:
             form.add_error(None, gettext("We could not accept this request: %(reason)s") % {"reason": exc.detail})
         else:
             return redirect("portal:verify", token=request_token(req))
-    return render(request, "portal/request_new.html", {"form": form, "brand": workspace,
-                                                        "brand_count": Workspace.objects.count()})
+    return _request_page(request, form, workspace)
+
+
+def _request_page(request: HttpRequest, form, workspace: Workspace | None, status: int = 200) -> HttpResponse:
+    return render(request, "portal/request_new.html",
+                  {"form": form, "brand": workspace, "brand_count": Workspace.objects.count()}, status=status)
 
 
 @never_cache
@@ -120,9 +145,12 @@ def request_verify(request: HttpRequest, token: str) -> HttpResponse:
         return redirect("portal:status", token=token)
     form = VerifyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if rate_limit_exceeded(scope="verify", key=client_key(request),
-                               limit=_limit("MAMORU_PORTAL_VERIFY_PER_10MIN", 20), window_seconds=600):
-            return too_many(request)
+        try:
+            portal_verify_throttle(request=request)
+        except (RateLimited, RateLimitUnavailable) as exc:
+            status = throttled(form, exc, field="code")
+            page = render(request, "portal/verify.html", {"form": form, "req": req, "token": token}, status=status)
+            return _with_retry_after(page, exc)
         try:
             dsr_request_verify(request=req, code=form.cleaned_data["code"].strip())
         except VerificationFailed as exc:

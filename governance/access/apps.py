@@ -11,6 +11,7 @@ class AccessConfig(AppConfig):
     def ready(self) -> None:
         from governance.access import schema  # noqa: F401  (registers the OpenAPI auth scheme)
         from governance.access.roles import roles_sync_on_migrate
+        from governance.access.throttling import check_rate_limit_cache  # noqa: F401  (registers it)
 
         post_migrate.connect(roles_sync_on_migrate, dispatch_uid="mamoru.roles_sync")
 

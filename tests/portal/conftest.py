@@ -7,14 +7,11 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _fresh_portal_state():
-    from django.core.cache import cache
-
+    # (rate-limit counters: tests/conftest.py clears the shared cache)
     from consent.selectors import catalogue
 
-    cache.clear()
     catalogue.invalidate()
     yield
-    cache.clear()
     catalogue.invalidate()
 
 
