@@ -65,6 +65,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "auditlog",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "governance.crypto",
     "governance.subjects",
     "governance.access",
@@ -101,9 +104,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): second factor entered
     "django.contrib.messages.middleware.MessageMiddleware",
+    "governance.access.middleware.SessionTimeoutMiddleware",  # idle and absolute session limits
+    "governance.access.middleware.MfaGateMiddleware",  # admin: second factor before anything else
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.history.HistoryMiddleware",  # auditlog's middleware + the reason of a change
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: lockout responses
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -192,6 +199,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out logins (django-axes)
+    "governance.access.scopes.TokenScopeBackend",  # an API token's scopes limit its user's perms
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -253,6 +262,28 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# --- Staff accounts (docs/security.md, "Staff accounts") ----------------------------------------
+# Second factor (TOTP) for every role that can reveal, export, change or administer; off only for
+# throwaway setups. Sessions: signed out after IDLE minutes without a request, and after MAX hours.
+MAMORU_MFA_REQUIRED = env.bool("MAMORU_MFA_REQUIRED", default=True)
+MAMORU_SESSION_IDLE_MINUTES = env.int("MAMORU_SESSION_IDLE_MINUTES", default=30)
+MAMORU_SESSION_MAX_HOURS = env.int("MAMORU_SESSION_MAX_HOURS", default=12)
+SESSION_COOKIE_AGE = MAMORU_SESSION_MAX_HOURS * 3600
+OTP_TOTP_ISSUER = env("MAMORU_MFA_ISSUER", default="Mamoru")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the device admin never shows a TOTP key
+# Login lockout (django-axes): after FAILURES failed logins for one username from one address, that
+# pair is locked for COOLOFF minutes (counted in the database: all processes share the count).
+AXES_FAILURE_LIMIT = env.int("MAMORU_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("MAMORU_LOGIN_COOLOFF_MINUTES", default=15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "governance.access.lockout.login_client_ip"
+AXES_LOCKOUT_CALLABLE = "governance.access.lockout.login_lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit log's configuration history
+# API tokens: lifetime when none is given, and the longest a token may be given.
+MAMORU_API_TOKEN_DAYS = env.int("MAMORU_API_TOKEN_DAYS", default=90)
+MAMORU_API_TOKEN_MAX_DAYS = env.int("MAMORU_API_TOKEN_MAX_DAYS", default=365)
+
 CORS_ALLOW_ALL_ORIGINS = False
 CORS_URLS_REGEX = r"^/api/v1/consent/.*$"
 
@@ -266,7 +297,7 @@ EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "governance.access.authentication.ApiTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "governance.access.authentication.VerifiedSessionAuthentication",  # 403 mfa_required
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -145,6 +145,18 @@ def role_users(db, workspaces):
 
 @pytest.fixture
 def api_client():
-    from rest_framework.test import APIClient
+    """An API client whose ``force_authenticate(user)`` signs in with the second factor entered."""
+    from tests.accounts import OtpVerifiedAPIClient
 
-    return APIClient()
+    return OtpVerifiedAPIClient()
+
+
+@pytest.fixture
+def client():
+    """A client whose ``force_login(user)`` signs in with the second factor entered (tests/accounts.py).
+
+    Tests of the second-factor gate itself use a plain ``django.test.Client``.
+    """
+    from tests.accounts import OtpVerifiedClient
+
+    return OtpVerifiedClient()

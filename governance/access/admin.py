@@ -1,25 +1,86 @@
-"""API tokens in the admin: the secret is shown once, right after creation."""
+"""API tokens in the admin: scoped, expiring, the secret shown once, listed with their last use."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from governance.access.mfa import mfa_enabled, session_verified
 from governance.access.models import ApiToken
-from governance.access.tokens import api_token_create, api_token_revoke
+from governance.access.scopes import DEFAULT_SCOPES, TokenScope
+from governance.access.tokens import (
+    TokenExpiryInvalid,
+    api_token_create,
+    api_token_expiry_check,
+    api_token_expiry_default,
+    api_token_revoke,
+)
+
+
+class ApiTokenForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"), choices=TokenScope.choices, initial=list(DEFAULT_SCOPES),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("What the token may do, within its user's permissions. Reveal and export also "
+                    "need read."),
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "scopes", "expires_at")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "expires_at" in self.fields:
+            self.fields["expires_at"].required = True
+            self.fields["expires_at"].initial = api_token_expiry_default
+            self.fields["expires_at"].help_text = _("Every token expires; the longest allowed is set by "
+                                                    "MAMORU_API_TOKEN_MAX_DAYS.")
+
+    def clean_expires_at(self):
+        value = self.cleaned_data["expires_at"]
+        try:
+            api_token_expiry_check(value)
+        except TokenExpiryInvalid as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return value
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "key_id", "created_at", "last_used_at", "expires_at", "revoked_at")
+    form = ApiTokenForm
+    list_display = ("name", "user", "key_id", "scope_labels", "created_at", "last_used_at", "expires_at",
+                    "revoked_at")
     list_filter = ("revoked_at",)
-    fields = ("user", "name", "expires_at")
     readonly_fields = ("key_id", "created_at", "last_used_at", "revoked_at")
     actions = ["revoke"]
+
+    @admin.display(description=_("scopes"))
+    def scope_labels(self, obj):
+        return obj.scope_labels
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("user", "name", "scopes", "expires_at")
+        return ("user", "name", "scopes", "expires_at", *self.readonly_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        # A token's powers are fixed at creation: a different need is a new token.
+        if obj is None:
+            return ()
+        return ("user", "scopes", "expires_at", *self.readonly_fields)
+
+    def has_add_permission(self, request):
+        # Tokens are made only from a session that entered its second factor.
+        verified = session_verified(request.user) or not mfa_enabled()
+        return verified and super().has_add_permission(request)
 
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        token, secret = api_token_create(user=obj.user, name=obj.name, expires_at=obj.expires_at)
-        obj.pk, obj.key_id, obj.digest = token.pk, token.key_id, token.digest
+        token, secret = api_token_create(
+            user=obj.user, name=obj.name, scopes=form.cleaned_data["scopes"], expires_at=obj.expires_at
+        )
+        obj.pk, obj.key_id, obj.digest, obj.scopes = token.pk, token.key_id, token.digest, token.scopes
         messages.warning(
             request,
             _("Copy this token now; it is not stored and will not be shown again: %(secret)s")

@@ -32,3 +32,15 @@ class AccessConfig(AppConfig):
         history_register(Group, m2m=("permissions",))
         for model in (UserObjectPermission, GroupObjectPermission, ApiToken):
             history_register(model)
+
+        # Second factors: enrolment and removal are configuration changes (the key never shown;
+        # the counters a code check moves are left out). Lockouts and session limits.
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        from governance.access import lockout, middleware  # noqa: F401  (signal receivers)
+
+        history_register(
+            TOTPDevice, secrets=("key",),
+            exclude=("last_t", "drift", "throttling_failure_timestamp", "throttling_failure_count",
+                     "last_used_at", "created_at"),
+        )

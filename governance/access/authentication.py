@@ -1,12 +1,23 @@
-"""DRF authentication with hashed API tokens: ``Authorization: Bearer mmr_…`` (or ``Token``)."""
+"""DRF authentication: hashed, scoped API tokens (``Authorization: Bearer mmr_…`` or ``Token``) and
+sessions that need a second factor (:mod:`governance.access.mfa`)."""
 
 from __future__ import annotations
 
-from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from governance.access.models import ApiToken
-from governance.access.tokens import api_token_check
+from governance.access.mfa import MFA_REQUIRED_CODE, MFA_REQUIRED_DETAIL, mfa_blocks
+from governance.access.scopes import token_scope_refusal, user_limit_to_scopes
+from governance.access.tokens import api_token_check, api_token_mark_used
+
+
+class MfaRequired(exceptions.PermissionDenied):
+    default_detail = MFA_REQUIRED_DETAIL
+    default_code = MFA_REQUIRED_CODE
+
+
+class TokenScopeMissing(exceptions.PermissionDenied):
+    default_detail = "This token's scopes do not allow this request."
+    default_code = "token_scope"
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -21,9 +32,23 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         token = api_token_check(header[1])
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.", code="bad_token")
-        if token.last_used_at is None or (timezone.now() - token.last_used_at).total_seconds() > 60:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-        return token.user, token
+        api_token_mark_used(token=token)
+        user = token.user
+        user_limit_to_scopes(user, token.scopes)
+        missing = token_scope_refusal(user, request.method)
+        if missing:
+            raise TokenScopeMissing(f"This token may only read; this request needs the '{missing}' scope.")
+        return user, token
 
     def authenticate_header(self, request):
         return 'Bearer realm="mamoru"'
+
+
+class VerifiedSessionAuthentication(authentication.SessionAuthentication):
+    """Session authentication that refuses, with 403 ``mfa_required``, what needs a second factor."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None and mfa_blocks(result[0], method=request.method):
+            raise MfaRequired()
+        return result

@@ -38,9 +38,11 @@ class ApiToken(models.Model):
     key_id = models.CharField(max_length=16, unique=True, editable=False)
     digest = models.CharField(max_length=64, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    # What the token may do within its user's permissions (governance.access.scopes).
+    scopes = models.JSONField(_("scopes"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("API token")
@@ -48,6 +50,12 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({TOKEN_PREFIX}{self.key_id}_…)"
+
+    @property
+    def scope_labels(self) -> str:
+        from governance.access.scopes import TokenScope
+
+        return ", ".join(str(TokenScope(s).label) for s in self.scopes if s in TokenScope.values)
 
     @property
     def is_active(self) -> bool:

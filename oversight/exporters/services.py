@@ -22,6 +22,7 @@ from rest_framework import status
 
 from audit import services as audit_services
 from audit.models import AuditExport, ExportStatus
+from governance.access.scopes import EXPORT, user_has_scope
 from governance.api.errors import Conflict, DomainError, NotFound
 from oversight.exporters import exporter_get, storage
 from oversight.reports import ReportUnavailable, report_get
@@ -34,6 +35,18 @@ ERR_EXPIRED = "The export has expired; run it again."
 class ExportNotReady(Conflict):
     code = "export_not_ready"
     title = _("The export is not finished yet.")
+
+
+class ExportScopeMissing(DomainError):
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "token_scope"
+    title = _("This token's scopes do not allow exports.")
+
+
+def _require_export_scope(user) -> None:
+    """An API token needs the ``export`` scope for any export, whatever its user's role allows."""
+    if not user_has_scope(user, EXPORT):
+        raise ExportScopeMissing("This request needs a token with the 'export' scope.")
 
 
 class ExportGone(DomainError):
@@ -64,6 +77,7 @@ def audit_export_create(
         raise ReportUnavailable(
             f"Report {report!r} needs: {', '.join(definition.requires_apps)}."
         )
+    _require_export_scope(user)
     exporter_get(fmt)  # unknown formats fail before anything is written
     params = definition.clean(filters)
     definition.authorize(params, user=user)
@@ -195,6 +209,7 @@ def audit_export_download(
     *, export: AuditExport, user, request: HttpRequest | None = None
 ) -> Iterator[bytes]:
     """Audit the download and return the file's plain bytes as an iterator."""
+    _require_export_scope(user)
     if export.status != ExportStatus.DONE or export.streamed:
         raise ExportNotReady(ERR_NOT_READY)
     path = storage.exports_dir() / export.file_name

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 from django.db import DatabaseError, connection
-from django.test import Client
 
 from audit.chain import chain_verify
 from audit.models import AuditEntry
 from audit.services import access_record
 from governance.subjects.models import Workspace
+from tests.accounts import OtpVerifiedClient
 from tests.factories import make_profile
 
 
@@ -30,7 +30,7 @@ def test_reads_logged_in_autocommit_mode(workspaces, role_users, settings):
     second = access_record(actor=role_users["dpo"], obj=profile, fields=["email"], reason="r2")
     assert second.pseq == first.pseq + 1 or second.partition != first.partition
     # A real request behind a proxy: the address auditlog's context sets is sealed as stored.
-    client = Client()
+    client = OtpVerifiedClient()
     client.force_login(role_users["dpo"])
     response = client.get(f"/api/v1/profiles/{profile.pk}/", HTTP_X_FORWARDED_FOR="198.51.100.4")
     assert response.status_code == 200

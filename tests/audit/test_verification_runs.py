@@ -88,9 +88,9 @@ def test_a_break_is_recorded_shown_on_the_dashboard_and_mailed_once(heads, conse
     assert "event seq=3 was changed" in mail.outbox[0].body
     panel = next(p["data"] for p in dashboard_context(user=dpo)["panels"] if p["identifier"] == "verification")
     assert panel["run"]["ok"] is False and panel["run"]["problems"] == 1
-    from django.test import Client
+    from tests.accounts import OtpVerifiedClient
 
-    client = Client()
+    client = OtpVerifiedClient()
     client.force_login(dpo)
     page = client.get("/admin/").content.decode()
     assert "Evidence chain verification" in page and "Broken" in page
@@ -214,10 +214,10 @@ def test_an_export_directory_that_cannot_be_written_is_reported(settings, tmp_pa
 
 
 def test_the_dpo_sees_runs_and_consent_amendments_in_the_admin(heads, consent_events, role_users):
-    from django.test import Client
+    from tests.accounts import OtpVerifiedClient
 
     run = chains_verify().run
-    client = Client()
+    client = OtpVerifiedClient()
     client.force_login(role_users["dpo"])
     assert client.get("/admin/audit/verificationrun/").status_code == 200
     assert client.get(f"/admin/audit/verificationrun/{run.pk}/change/").status_code == 200

@@ -7,9 +7,9 @@ profiles at all gets 403. Every successful read writes exactly one access entry 
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from audit.models import AuditEntry, Outcome
+from tests.accounts import OtpVerifiedClient
 from tests.factories import make_profile
 
 ROLES = ["dpo", "privacy_analyst", "support_agent", "marketing", "auditor", "nobody"]
@@ -78,7 +78,7 @@ def test_api_matrix(role, role_users, two_profiles, api_client):
 @pytest.mark.parametrize("role", ROLES)
 def test_admin_matrix(role, role_users, two_profiles):
     list_status, visible, get_jp, get_eu = ADMIN_MATRIX[role]
-    client = Client()
+    client = OtpVerifiedClient()
     client.force_login(role_users[role])
 
     response = client.get("/admin/subjects/profile/")
@@ -153,7 +153,7 @@ def test_api_token_authentication_sets_the_audit_actor(role_users, two_profiles,
 
 @pytest.mark.django_db
 def test_admin_reveal_with_reason(role_users, two_profiles):
-    client = Client()
+    client = OtpVerifiedClient()
     client.force_login(role_users["support_agent"])
     profile = two_profiles[0]
     url = f"/admin/subjects/profile/{profile.pk}/reveal/"

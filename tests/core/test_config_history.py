@@ -9,10 +9,10 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.forms import MultiWidget
-from django.test import Client
 
 from audit.freetext import freetext_reveal
 from audit.models import AuditEntry
+from tests.accounts import OtpVerifiedClient
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ REASON = "Ticket 4521: asked by hanako.sato@example.jp"
 
 @pytest.fixture
 def dpo_client(role_users):
-    client = Client()
+    client = OtpVerifiedClient()
     client.force_login(role_users["dpo"])
     return client
 
@@ -29,7 +29,7 @@ def dpo_client(role_users):
 @pytest.fixture
 def admin_client_(django_user_model):
     user = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123")
-    client = Client()
+    client = OtpVerifiedClient()
     client.force_login(user)
     return client, user
 
@@ -183,7 +183,7 @@ def test_the_history_page_shows_changes_masked_and_reveals_for_the_dpo(dpo_clien
 def test_roles_without_reveal_see_reasons_masked(role_users, purposes_seeded, dpo_client):
     purpose = purposes_seeded["analytics"]
     _change(dpo_client, f"/admin/consent/purpose/{purpose.pk}/change/", ordering="56")
-    auditor = Client()
+    auditor = OtpVerifiedClient()
     user = role_users["auditor"]
     user.is_staff = True
     user.save()

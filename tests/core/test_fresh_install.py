@@ -37,6 +37,8 @@ user = get_user_model().objects.create_user("analyst", "analyst@example.org", "x
 user.groups.add(Group.objects.get(name="privacy_analyst"))
 client = Client()
 client.force_login(user)
+from tests.accounts import otp_verified_login  # the analyst entered a second factor
+otp_verified_login(client, user)
 response = client.post("/api/v1/scan/", {"texts": ["hello"], "language": "en"},
                        content_type="application/json")
 print(json.dumps({"status": response.status_code,

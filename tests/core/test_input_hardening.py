@@ -21,6 +21,7 @@ from django.db import connections
 from django.test import Client, TestCase
 
 from dsr.models import DataSubjectRequest, RequestEvent, RequestStatus
+from tests.accounts import OtpVerifiedClient
 from tests.servers import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ def _problem(response, status: int, code: str) -> dict:
 
 @pytest.fixture
 def dpo(role_users) -> Client:
-    client = Client()
+    client = OtpVerifiedClient()  # signed in with the second factor entered
     client.force_login(role_users["dpo"])
     return client
 

@@ -140,9 +140,9 @@ def test_reveal_reasons_are_stored_masked_and_sealed(api_client, role_users, wor
     response = api_client.post(f"/api/v1/profiles/{profile.pk}/reveal/", {"fields": ["full_name"], "reason": REASON},
                                format="json")
     assert response.status_code == 200
-    from django.test import Client
+    from tests.accounts import OtpVerifiedClient
 
-    admin = Client()
+    admin = OtpVerifiedClient()
     admin.force_login(role_users["dpo"])
     assert admin.post(f"/admin/subjects/profile/{profile.pk}/reveal/",
                       {"fields_to_reveal": ["full_name"], "reason": REASON}).status_code == 200

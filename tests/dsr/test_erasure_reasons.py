@@ -21,6 +21,7 @@ from dsr.models import DataSubjectRequest, RequestStatus
 from governance.crypto import envelope
 from governance.crypto.models import DataKey
 from governance.subjects.models import Profile, ProfileStatus
+from tests.accounts import OtpVerifiedClient
 from tests.dsr.conftest import load_map, submit_verified
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +50,7 @@ def _dpo(role_users) -> Client:
     dpo = role_users["dpo"]
     dpo.is_staff = True
     dpo.save()
-    client = Client()
+    client = OtpVerifiedClient()
     client.force_login(dpo)
     return client
 

@@ -1,22 +1,43 @@
 """Create an API token for a user and print it once."""
 
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
+from governance.access.scopes import DEFAULT_SCOPES, TokenScope
 from governance.access.tokens import api_token_create
 
 
 class Command(BaseCommand):
-    help = "Create an API token for USER named NAME. The token is printed once and stored only as a digest."
+    help = (
+        "Create an API token for USER named NAME with the given scopes (default: read) and expiry "
+        "(default MAMORU_API_TOKEN_DAYS). The token is printed once and stored only as a digest."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("name", help="what the token is for, e.g. 'crm-sync'")
+        parser.add_argument(
+            "--scope", dest="scopes", action="append", choices=TokenScope.values,
+            help="a scope the token gets (repeat for several); default: read",
+        )
+        parser.add_argument("--days", type=int, help="days until the token expires")
 
-    def handle(self, *args, username: str, name: str, **options):
+    def handle(self, *args, username: str, name: str, scopes=None, days=None, **options):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user named {username!r}.")
-        token, secret = api_token_create(user=user, name=name)
+        expires_at = timezone.now() + timedelta(days=days) if days else None
+        try:
+            token, secret = api_token_create(
+                user=user, name=name, scopes=scopes or DEFAULT_SCOPES, expires_at=expires_at
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(secret)
-        self.stderr.write(f"Token {token.key_id} for {username}: use 'Authorization: Bearer <token>'. Not shown again.")
+        self.stderr.write(
+            f"Token {token.key_id} for {username} ({', '.join(token.scopes)}; expires "
+            f"{token.expires_at:%Y-%m-%d}): use 'Authorization: Bearer <token>'. Not shown again."
+        )
