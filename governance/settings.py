@@ -288,10 +288,37 @@ CORS_ALLOW_ALL_ORIGINS = False
 CORS_URLS_REGEX = r"^/api/v1/consent/.*$"
 
 # --- Mail ------------------------------------------------------------------------------------
+# Either EMAIL_URL (django-environ: smtp+tls://user:password@host:587 for STARTTLS,
+# smtp+ssl://…:465 for implicit TLS, smtp://host:25, filemail:///path, consolemail://) or the
+# separate variables below; EMAIL_URL wins. SMTP goes through governance.mail.EmailBackend
+# (SMTPUTF8 for internationalised addresses). Passwords with special characters: URL-encode them.
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="privacy@mamoru.localhost")
+SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)  # STARTTLS (port 587)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)  # implicit TLS (port 465)
+# Seconds before a silent mail server fails the send (Django's default waits forever, holding a
+# web or worker process).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# The file backend for local use (EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend,
+# or EMAIL_URL=filemail://): one file per connection in this folder.
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+if env("EMAIL_URL", default=""):
+    _email = env.email_url("EMAIL_URL")
+    # filemail:///srv/mail is the folder /srv/mail (django-environ drops the leading slash);
+    # filemail:// alone keeps the default folder.
+    _folder = _email.pop("EMAIL_FILE_PATH", "")
+    if _folder and _email["EMAIL_BACKEND"].endswith("filebased.EmailBackend"):
+        EMAIL_FILE_PATH = "/" + _folder.lstrip("/")
+    if _email.get("EMAIL_PORT") is None:  # the scheme's usual port
+        _email["EMAIL_PORT"] = 465 if _email.get("EMAIL_USE_SSL") else 587 if _email.get("EMAIL_USE_TLS") else 25
+    globals().update({k: v for k, v in _email.items() if k != "OPTIONS" and v is not None})
+if EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":
+    EMAIL_BACKEND = "governance.mail.EmailBackend"
 
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
