@@ -83,5 +83,8 @@ class OverloadMiddleware:
                 extra={"reason": reason},
             )
         response["Retry-After"] = self.retry_after
+        # Django logs every 5xx as an error with the request; shedding is expected under load (and
+        # counted), and a log line per shed request would add work exactly when there is no time.
+        response._has_been_logged = True
         response["Cache-Control"] = "no-store"
         return response
