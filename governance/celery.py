@@ -9,3 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
 app = Celery("governance")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Every worker renews its heartbeat row (governance.observability.heartbeat; read by /metrics).
+app.steps["worker"].add("governance.observability.heartbeat:HeartbeatStep")

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import os
+
 from gunicorn.glogging import Logger
 
 from governance.logredact import REDACTED, RedactFilter, redact_query, redact_text
@@ -31,6 +33,16 @@ class RedactingLogger(Logger):
         super().__init__(cfg)
         # a logger's filters survive gunicorn's setup() and reopen_files(), which replace handlers
         self.error_log.addFilter(RedactFilter())
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        if os.environ.get("LOG_FORMAT", "text") == "json":  # the image's format (docs/operations.md)
+            from governance.observability.logformat import GunicornAccessJsonFormatter, JsonFormatter
+
+            for handler in self.error_log.handlers:
+                handler.setFormatter(JsonFormatter())
+            for handler in self.access_log.handlers:
+                handler.setFormatter(GunicornAccessJsonFormatter())
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)

@@ -90,6 +90,8 @@ INSTALLED_APPS += [
 
 MIDDLEWARE = [
     "governance.api.middleware.ReleaseRequestMiddleware",
+    "governance.observability.requestid.RequestIdMiddleware",  # X-Request-ID: logs, tasks, audit cid
+    "governance.observability.metrics.MetricsMiddleware",  # above everything that answers itself
     "governance.overload.OverloadMiddleware",  # 503 + Retry-After when saturated, before any work
     "governance.observability.health.HealthProbeMiddleware",  # /healthz, /readyz: before host checks
     "django.middleware.security.SecurityMiddleware",
@@ -217,7 +219,8 @@ USE_TZ = True
 
 # --- Static files ----------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# The image collects static files at build time outside the data volume (MAMORU_STATIC_ROOT).
+STATIC_ROOT = Path(env("MAMORU_STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "governance" / "static"]
 WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic in the embedded mode
@@ -419,18 +422,39 @@ AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
 MAMORU_TRUSTED_PROXIES = env.list("MAMORU_TRUSTED_PROXIES", default=[])
 # /readyz: seconds each check (main database, key store, broker) may take before it counts as down.
 MAMORU_READYZ_TIMEOUT_SECONDS = env.float("MAMORU_READYZ_TIMEOUT_SECONDS", default=2.0)
+# /metrics: bearer token Prometheus sends; unset, only loopback clients may scrape.
+MAMORU_METRICS_TOKEN = env("MAMORU_METRICS_TOKEN", default="")
+# Celery workers renew their heartbeat row this often (mamoru_worker_last_seen_timestamp_seconds).
+MAMORU_WORKER_HEARTBEAT_SECONDS = env.float("MAMORU_WORKER_HEARTBEAT_SECONDS", default=15.0)
 AUDITLOG_INCLUDE_ALL_MODELS = False
 AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 
 LOGIN_URL = "/admin/login/"
 
+# "text" (the demo's default) or "json" (one object a line, with request_id; the container's).
+LOG_FORMAT = env("LOG_FORMAT", default="text")
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'text' or 'json'")
+# Audit entries seal the request id (X-Request-ID) as their correlation id, never a client's header.
+AUDITLOG_CID_GETTER = "governance.observability.requestid.current_request_id"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Identity values in URLs (query strings) and e-mail addresses never reach a log line.
-    "filters": {"redact": {"()": "governance.logredact.RedactFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
+    "filters": {
+        "request_id": {"()": "governance.observability.logformat.RequestIdFilter"},
+        "redact": {"()": "governance.logredact.RedactFilter"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "governance.observability.logformat.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler", "filters": ["request_id", "redact"], "formatter": LOG_FORMAT,
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Django's own handlers (runserver's request lines, DEBUG console) would bypass the filter:

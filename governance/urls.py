@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from governance.observability.health import healthz, readyz
+from governance.observability.metrics import metrics_view
 
 # Packages whose api_urls / web_urls modules are mounted when present (an app's sub-package, such as
 # the portal in dsr.portal, mounts its own when its app is installed).
@@ -68,6 +69,7 @@ urlpatterns = [
     path("api/v1/", include(_app_urls("api_urls"))),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("i18n/", include("django.conf.urls.i18n")),
     *_app_urls("web_urls"),
 ]

@@ -8,3 +8,5 @@ class ObservabilityConfig(AppConfig):
     verbose_name = _("Observability")
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self) -> None:
+        from governance.observability import celery_signals  # noqa: F401 - connects the signals

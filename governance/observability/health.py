@@ -103,11 +103,18 @@ def _broker_check(timeout: float) -> None:
         conn.default_channel  # noqa: B018 - opening the channel is the check (filesystem: the folders)
 
 
-_VIEWS = {"/healthz": healthz, "/readyz": readyz}
+def _metrics(request: HttpRequest) -> HttpResponse:
+    from governance.observability.metrics import metrics_view
+
+    return metrics_view(request)
+
+
+_VIEWS = {"/healthz": healthz, "/readyz": readyz, "/metrics": _metrics}
 
 
 class HealthProbeMiddleware:
-    """Answer ``GET``/``HEAD`` ``/healthz`` and ``/readyz`` before anything else runs."""
+    """Answer ``GET``/``HEAD`` ``/healthz``, ``/readyz`` and ``/metrics`` before anything else runs
+    (``/metrics`` checks its own token: Prometheus scrapes by address, like a probe)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
