@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Address `make run` serves on (the demo data is seeded for it): make run BIND=127.0.0.1:8131
+BIND ?= 127.0.0.1:8000
 
 .PHONY: run test venv migrate seed lint check-deploy browser-deps clean
 
@@ -18,12 +20,12 @@ migrate: venv
 	$(PY) manage.py migrate --database keystore --noinput
 
 seed: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --bind $(BIND)
 
 ## make run: install, migrate the embedded SQLite database, load demo data, serve on
 ## http://127.0.0.1:8000 with a Celery worker (filesystem broker); Ctrl-C stops everything.
 run: seed
-	$(PY) manage.py run_demo
+	$(PY) manage.py run_demo --bind $(BIND)
 
 ## make test: the whole suite (server tests skip locally when a server is down; fail with CI=true).
 test: venv
@@ -37,7 +39,7 @@ check-deploy: venv
 	MAMORU_MASTER_KEYS=k1:$$($(PY) -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())') \
 	MAMORU_BLIND_INDEX_KEY=$$($(PY) -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())') \
 	MAMORU_PROOF_KEY=$$($(PY) -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())') \
-	ALLOWED_HOSTS=privacy.example.com \
+	ALLOWED_HOSTS=privacy.example.com MAMORU_PUBLIC_URL=https://privacy.example.com \
 	MAMORU_KEYSTORE_URL=sqlite:///var/keystore-prod-check.sqlite3 \
 	$(PY) manage.py check --deploy --fail-level WARNING
 

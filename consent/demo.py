@@ -77,13 +77,16 @@ def seed(*, stdout, credentials: dict) -> None:
     with transaction.atomic():
         purposes = purposes_seed()
         workspace = Workspace.objects.get(slug="shop-jp")
+        # The address the demo is served on (seed_demo --bind / MAMORU_PUBLIC_URL): the preference
+        # centre's origin and the privacy URL that receipts carry must be where it really runs.
+        base = credentials.get("base_url") or "http://127.0.0.1:8000"
         site, created = Site.objects.get_or_create(
-            slug="demo-shop", defaults={
-                "workspace": workspace, "name": "Demo Shop",
-                "allowed_origins": ["http://127.0.0.1:8000", "http://localhost:8000"],
-                "privacy_url": "http://127.0.0.1:8000/privacy/",
-            },
+            slug="demo-shop", defaults={"workspace": workspace, "name": "Demo Shop"},
         )
+        origins = [base, base.replace("://127.0.0.1:", "://localhost:")]
+        site.allowed_origins = list(dict.fromkeys([*origins, *(site.allowed_origins or [])]))
+        site.privacy_url = f"{base}/privacy/"
+        site.save(update_fields=["allowed_origins", "privacy_url"])
         site.purposes.set(purposes)
         _pk, publishable = site_key_create(site=site, kind=KeyKind.PUBLISHABLE)
         _sk, secret = site_key_create(site=site, kind=KeyKind.SECRET)

@@ -25,6 +25,7 @@ from dsr.throttles import DsrApiThrottle, code_mail_throttle
 from governance.access.policy import workspaces_visible_to
 from governance.api.errors import NotFound
 from governance.api.serializers import StrictSerializer
+from governance.links import public_base_url
 from governance.subjects.models import Jurisdiction, Workspace
 
 
@@ -125,6 +126,7 @@ class RequestListCreateApi(APIView):
             workspace=workspace, request_type=values["request_type"], email=values["email"],
             locale=values.get("locale") or "en", jurisdiction=values.get("jurisdiction"),
             channel=Channel.API if user else Channel.PORTAL, details=values.get("details"), actor=user,
+            public_base_url=public_base_url(request),
         )
         return Response(_status(dsr), status=status.HTTP_201_CREATED)
 

@@ -55,7 +55,7 @@ class RequestsPanel(BasePanel):
         ]
 
 
-def request_panel(*, request, user) -> dict:
+def request_panel(*, request, user, base_url: str = "") -> dict:
     """What the request page shows above its fields: progress, deadline colour, package, actions."""
     progress = dsr_request_progress(request=request)
     status = request.status
@@ -74,7 +74,7 @@ def request_panel(*, request, user) -> dict:
         "status_label": request.get_status_display(),
         "running": status not in TERMINAL and status != RequestStatus.AWAITING_APPROVAL,
         "sla": sla_colour(request.due_at, timezone.now()) if status not in TERMINAL else "ok",
-        "package_url": access_package_url(request=request),
+        "package_url": access_package_url(request=request, base_url=base_url),
         "actions": actions,
         "progress_url": f"/api/v1/audit/requests/{request.pk}/progress",
     }

@@ -93,6 +93,9 @@ class DataSubjectRequest(models.Model):
                                     on_delete=models.SET_NULL, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
+    # scheme://host the request came in through: links mailed later (by a worker) point there when
+    # MAMORU_PUBLIC_URL is unset (governance.links).
+    public_base_url = models.CharField(max_length=255, blank=True, default="", editable=False)
 
     code_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     code_expires_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dsr.models import AccessPackage, DataSubjectRequest, RequestStatus, TaskStatus
+from governance.links import absolute_link
 
 PACKAGE_SALT = "dsr.package"
 
@@ -54,13 +55,16 @@ def package_from_token(*, token: str) -> AccessPackage | None:
     return package
 
 
-def access_package_url(*, request: DataSubjectRequest) -> str | None:
-    """An expiring signed download link for the verified subject, or None (no package yet)."""
+def access_package_url(*, request: DataSubjectRequest, base_url: str = "") -> str | None:
+    """An expiring signed download link for the verified subject, or None (no package yet).
+
+    Absolute under ``MAMORU_PUBLIC_URL``, else under ``base_url`` (the page's own request), else
+    under the base captured when the request was submitted (what a worker's mail uses).
+    """
     if request.verified_at is None or request.status != RequestStatus.COMPLETED:
         return None
     package = AccessPackage.objects.filter(request=request, deleted_at=None, expires_at__gt=timezone.now()).first()
     if package is None:
         return None
     path = reverse("dsr-package-download", kwargs={"token": package_token(package=package)})
-    base = getattr(settings, "MAMORU_PUBLIC_URL", "").rstrip("/")
-    return f"{base}{path}"
+    return absolute_link(path, base=base_url or request.public_base_url)

@@ -178,12 +178,14 @@ def _code_not_sent(request: DataSubjectRequest, *, first: bool, reason: str) -> 
 def dsr_request_submit(
     *, workspace: Workspace, request_type: str, email: str, locale: str = "en",
     jurisdiction: str | None = None, channel: str = "portal", details: dict | None = None, actor=None,
-    all_workspaces: bool = False,
+    all_workspaces: bool = False, public_base_url: str = "",
 ) -> DataSubjectRequest:
     """Record a request and e-mail a confirmation code (the same whether or not we know the address).
 
     ``all_workspaces``: the person did not choose a brand; the request searches every workspace's
     stores (``workspace`` then only sets the defaults: jurisdiction, approval policy).
+    ``public_base_url``: ``scheme://host`` the request came in through (governance.links), for the
+    links mailed later when ``MAMORU_PUBLIC_URL`` is unset.
     """
     if request_type not in RequestType.values:
         raise DsrInvalid(f"{ERR_TYPE} Known: {', '.join(RequestType.values)}", code="unknown_request_type")
@@ -205,6 +207,7 @@ def dsr_request_submit(
             due_at=deadlines.due_at(jurisdiction=region, received_at=now),
             acknowledge_due_at=deadlines.acknowledge_due_at(jurisdiction=region, received_at=now),
             created_by=actor if getattr(actor, "pk", None) else None,
+            public_base_url=public_base_url[:255],
         )
         # As typed (mailbox local parts may be case-sensitive); the index is of the canonical form.
         request.email = unicodedata.normalize("NFKC", email).strip()

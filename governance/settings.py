@@ -520,7 +520,9 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     }
 MAMORU_DSR_LOST_MESSAGE_SECONDS = env.int("MAMORU_DSR_LOST_MESSAGE_SECONDS", default=300)
 MAMORU_DSR_FILES_DIR = env("MAMORU_DSR_FILES_DIR", default=str(VAR_DIR / "dsr"))
-MAMORU_PUBLIC_URL = env("MAMORU_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Public address for absolute links (mailed package links, receipts): unset, links are built from
+# the request (its allowed Host), and a worker uses the address captured at submission.
+MAMORU_PUBLIC_URL = env("MAMORU_PUBLIC_URL", default="")
 # The demo's mailing-list API (a data-map store), started by `manage.py run_demo` / `make run`.
 MAMORU_DEMO_PROCESSES["dsr-mailing"] = ["{python}", str(BASE_DIR / "manage.py"), "run_demo_mailing"]
 CELERY_BEAT_SCHEDULE["dsr-watchdog"] = {"task": "dsr.watchdog", "schedule": 15.0}

@@ -27,6 +27,7 @@ from dsr.throttles import (
 )
 from governance.access.throttling import RateLimited, RateLimitUnavailable
 from governance.api.errors import DomainError
+from governance.links import public_base_url
 from governance.subjects.models import Workspace
 
 TOKEN_SALT = "dsr.portal.request"
@@ -121,7 +122,7 @@ def request_new(request: HttpRequest, brand: str | None = None) -> HttpResponse:
             req = dsr_request_submit(
                 workspace=target, all_workspaces=all_workspaces, request_type=form.cleaned_data["request_type"],
                 email=form.cleaned_data["email"], locale=translation.get_language() or "en",
-                channel="portal", details=form.details(),
+                channel="portal", details=form.details(), public_base_url=public_base_url(request),
             )
         except DomainError as exc:
             form.add_error(None, gettext("We could not accept this request: %(reason)s") % {"reason": exc.detail})
@@ -186,7 +187,7 @@ def request_status(request: HttpRequest, token: str) -> HttpResponse:
         "progress": progress,
         "timeline": timeline,
         "status_help": STATUS_HELP.get(req.status, ""),
-        "package_url": access_package_url(request=req),
+        "package_url": access_package_url(request=req, base_url=public_base_url(request)),
         "overdue": req.due_at <= timezone.now() and req.status not in (RequestStatus.COMPLETED, RequestStatus.REJECTED),
         # Without JavaScript, the page reloads itself while work is under way.
         "refresh_seconds": 5 if working else None,

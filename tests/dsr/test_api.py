@@ -104,7 +104,7 @@ def test_package_link_only_for_the_verified_subject_and_every_download_audited(
     assert access_package_url(request=request)
     import re
 
-    path = re.search(r"http://127.0.0.1:8000(/dsr/packages/\S+)", mailoutbox[-1].body).group(1)
+    path = re.search(r"(?:https?://[^/\s]+)?(/dsr/packages/\S+)", mailoutbox[-1].body).group(1)
     before = AuditEntry.objects.count()
     response = client.get(path)
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"

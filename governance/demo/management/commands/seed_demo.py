@@ -9,6 +9,19 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils.module_loading import import_string
 
+DEFAULT_BIND = "127.0.0.1:8000"
+
+
+def demo_base_url(bind: str) -> str:
+    """The address people open for a server bound to ``bind`` (MAMORU_PUBLIC_URL wins)."""
+    configured = (getattr(settings, "MAMORU_PUBLIC_URL", "") or "").rstrip("/")
+    if configured:
+        return configured
+    host, _sep, port = bind.rpartition(":")
+    if host in ("0.0.0.0", "", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
 
 class Command(BaseCommand):
     help = (
@@ -21,9 +34,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--quiet-logins", action="store_true", help="do not print passwords")
+        parser.add_argument(
+            "--bind", default=os.environ.get("MAMORU_DEMO_BIND", DEFAULT_BIND),
+            help="HOST:PORT the demo will be served on (run_demo --bind): the demo site's origin and "
+            "privacy URL, and the printed admin URL, use it unless MAMORU_PUBLIC_URL is set "
+            f"(default: $MAMORU_DEMO_BIND or {DEFAULT_BIND})",
+        )
 
-    def handle(self, *args, quiet_logins: bool = False, **options):
-        credentials: dict = {"admin_url": "http://127.0.0.1:8000/admin/"}
+    def handle(self, *args, quiet_logins: bool = False, bind: str = DEFAULT_BIND, **options):
+        base_url = demo_base_url(bind)
+        credentials: dict = {"base_url": base_url, "admin_url": f"{base_url}/admin/"}
         for path in settings.MAMORU_DEMO_SEEDERS:
             self.stdout.write(f"Seeding {path} …")
             import_string(path)(stdout=self.stdout, credentials=credentials)
@@ -35,6 +55,13 @@ class Command(BaseCommand):
         if not quiet_logins:
             for user in credentials.get("users", []):
                 self.stdout.write(f"  {user['role']:<16} {user['username']:<10} {user['password']}")
+                if user.get("totp_key"):
+                    self.stdout.write(f"  {'':<16} 2FA key {user['totp_key']}  {user['otpauth_uri']}")
+            if any(user.get("totp_key") for user in credentials.get("users", [])):
+                self.stdout.write(
+                    "  After the password the admin asks for a code: add a 2FA key to an authenticator "
+                    "app, or run `python manage.py demo_mfa_code USERNAME`."
+                )
             for key, value in credentials.items():
-                if key not in {"users", "admin_url", "workspaces"}:
+                if key not in {"users", "admin_url", "workspaces", "base_url"}:
                     self.stdout.write(f"  {key}: {json.dumps(value, ensure_ascii=False, default=str)}")
