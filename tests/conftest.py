@@ -160,3 +160,13 @@ def client():
     from tests.accounts import OtpVerifiedClient
 
     return OtpVerifiedClient()
+
+
+@pytest.fixture
+def admin_client(db, admin_user):
+    """pytest-django's superuser client, signed in with the second factor entered."""
+    from tests.accounts import OtpVerifiedClient
+
+    client = OtpVerifiedClient()
+    client.force_login(admin_user)
+    return client

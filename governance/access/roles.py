@@ -40,6 +40,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "subjects.*", "access.*", "audit.view_*", "consent.*", "dsr.*", "datamap.*", "pii.*",
         "audit.export_audit", "audit.*_anomalyrule", "audit.change_anomalyalert",
         "crypto.view_datakey", "auth.view_user", "auth.view_group",
+        # Staff accounts: remove a lost authenticator device (its owner enrols again at the next
+        # login) and lift a login lockout.
+        "otp_totp.view_totpdevice", "otp_totp.delete_totpdevice",
+        "axes.view_accessattempt", "axes.delete_accessattempt", "axes.view_accessfailurelog",
     ],
     PRIVACY_ANALYST: [
         "subjects.view_profile", "subjects.view_workspace", "subjects.view_profilemerge",

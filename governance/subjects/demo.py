@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from faker import Faker
 
+from governance.access.mfa import totp_device_create_confirmed, totp_secret_b32
 from governance.access.roles import (
     AUDITOR,
     DPO,
@@ -92,7 +93,11 @@ def seed(*, stdout, credentials: dict) -> None:
         user.set_password(password)
         user.save()
         user.groups.set([groups[role]])
-        users.append({"role": str(ROLE_LABELS[role]), "username": username, "password": password})
+        # A second factor from the start (kept when re-seeding, so an authenticator app that has
+        # the key keeps working): add the key to any TOTP app, or `manage.py demo_mfa_code USER`.
+        device = totp_device_create_confirmed(user=user)
+        users.append({"role": str(ROLE_LABELS[role]), "username": username, "password": password,
+                      "totp_key": totp_secret_b32(device), "otpauth_uri": device.config_url})
     access_workspace_assign(user=User.objects.get(username="support"), workspace=jp)
     credentials["users"] = users
     credentials["workspaces"] = [jp.slug, eu.slug]

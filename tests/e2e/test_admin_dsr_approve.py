@@ -19,9 +19,16 @@ PASSWORD = "correct horse battery staple"
 
 
 def login(page, live_server, user) -> None:
+    """The admin's login form, then the second step: a code from the user's authenticator device."""
+    from tests.accounts import totp_code, totp_device
+
+    device = totp_device(user)
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
     page.fill("#id_username", user.username)
     page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/account/mfa/verify/**")
+    page.fill("#id_code", totp_code(device))
     page.click("input[type=submit]")
     page.wait_for_selector("#mamoru-dashboard")
 

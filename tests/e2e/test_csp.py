@@ -9,7 +9,6 @@ there, the preference centre's toggles load, Swagger UI and Redoc draw the schem
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,10 +38,11 @@ def site(workspaces):
 
 @pytest.fixture
 def staff_page(page, live_server, role_users, settings):
-    """The browser signed in as the DPO (a session made by the test client; no second factor here:
-    the MFA flow has its own tests)."""
-    settings.MAMORU_MFA_REQUIRED = False
-    client = Client()
+    """The browser signed in as the DPO (a session made by the test client, second factor entered:
+    tests.accounts)."""
+    from tests.accounts import OtpVerifiedClient
+
+    client = OtpVerifiedClient()
     client.force_login(role_users["dpo"])
     page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME,
                                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,

@@ -25,7 +25,7 @@ def post(client, url, body):
 
 @pytest.fixture
 def analyst_client(api_client, role_users):
-    _token, secret = api_token_create(user=role_users["privacy_analyst"], name="pipeline")
+    _token, secret = api_token_create(user=role_users["privacy_analyst"], name="pipeline", scopes=["read", "write"])
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     return api_client
 
