@@ -109,12 +109,14 @@ def prepare(args, env: dict) -> dict:
     """Databases, demo data, a staff token; returns what the load needs."""
     Path(args.var_dir).mkdir(parents=True, exist_ok=True)
     exists = psql(f"SELECT 1 FROM pg_database WHERE datname='{DB}'") == "1"
-    if not (args.keep and exists):
+    fresh = not (args.keep and exists)
+    if fresh:
         for name in (DB, DB + "_keys"):
             psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             psql(f'CREATE DATABASE "{name}"')
-        for database in ("default", "keystore"):
-            subprocess.run([PY, "manage.py", "migrate", "--database", database, "-v", "0"], cwd=ROOT, env=env, check=True)
+    for database in ("default", "keystore"):  # kept databases too: the code may have new migrations
+        subprocess.run([PY, "manage.py", "migrate", "--database", database, "-v", "0"], cwd=ROOT, env=env, check=True)
+    if fresh:
         subprocess.run([PY, "manage.py", "seed_demo", "--quiet-logins"], cwd=ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL)
     credentials = json.loads((Path(args.var_dir) / "demo_credentials.json").read_text())

@@ -59,6 +59,15 @@ def post_fork(server, worker):
     os.environ.setdefault("MAMORU_OVERLOAD_MAX_INFLIGHT", str(max(1, worker.cfg.threads - 2)))
 
 
+def child_exit(server, worker):
+    """Prometheus multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, docs/operations.md "Metrics"):
+    a replaced worker's live gauges stop counting."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), which a
 # second instance on the host takes over: off unless GUNICORN_CONTROL_SOCKET names a path.
 control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
