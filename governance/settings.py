@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "governance.api.middleware.RequestBodyLimitMiddleware",
     "governance.api.middleware.ControlCharactersMiddleware",  # NUL & co. in path/query: 400
+    "governance.api.middleware.DeepInputMiddleware",  # RecursionError in a view (admin JSON): 400
     "consent.middleware.ConsentCheckMiddleware",  # answers site-key checks; the rest does not apply
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",  # Content-Security-Policy on pages (nonce per response)

@@ -53,6 +53,30 @@ class ControlCharactersMiddleware:
         return self.get_response(request)
 
 
+class DeepInputMiddleware:
+    """Answer 400 ``too_deeply_nested`` when a view hits ``RecursionError`` on what it was sent.
+
+    The API's parser limits nesting itself (:mod:`governance.api.parsers`); this is the net for every
+    other entry point — an admin form's JSON field (``[[[…]]]`` 1,000 deep) would otherwise be a 500.
+    The view's transaction (the admin's ``atomic``) has rolled back by the time it gets here.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, RecursionError):
+            return None
+        detail = gettext("The input is nested too deeply.")
+        if request.path_info.startswith("/api/"):
+            return problem_response(status_code=400, code="too_deeply_nested",
+                                    title=gettext("The input is nested too deeply."), detail=detail)
+        return bad_request(request, ValueError(detail))
+
+
 class RequestBodyLimitMiddleware:
     """Reject API bodies larger than ``MAMORU_API_MAX_BODY_BYTES`` with 413 before reading them.
 

@@ -100,6 +100,28 @@ def test_pages_keep_the_html_404(admin_client):
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
 
 
+# --- deep JSON outside the API: admin forms' JSON fields ---------------------------------------
+
+@pytest.mark.django_db
+def test_deep_json_in_an_admin_json_field_is_a_400_and_nothing_changes(workspaces):
+    from django.contrib.auth import get_user_model
+
+    from consent.models import Site
+
+    site = Site.objects.create(workspace=workspaces[0], slug="shop", name="Shop",
+                               allowed_origins=["https://shop.example"])
+    root = get_user_model().objects.create_superuser("root", "root@example.jp", "x" * 16)
+    client = OtpVerifiedClient(raise_request_exception=False)
+    client.force_login(root)
+    response = client.post(f"/admin/consent/site/{site.pk}/change/", {
+        "workspace": workspaces[0].pk, "slug": "shop", "name": "Renamed", "allowed_origins": DEEP,
+        "rate_limit_per_minute": 600, "_change_reason": "testing a deeply nested value",
+    })
+    assert response.status_code == 400
+    site.refresh_from_db()
+    assert site.name == "Shop" and site.allowed_origins == ["https://shop.example"]
+
+
 # --- nested and oversized records in the PII scan ---------------------------------------------
 
 @pytest.mark.django_db
