@@ -476,6 +476,8 @@ MAMORU_PII_SPACY_MODELS = env.dict(
 MAMORU_PII_RECOGNIZERS = None  # names from the recognizer registry; None = all registered
 MAMORU_PII_SCORE_THRESHOLD = env.float("MAMORU_PII_SCORE_THRESHOLD", default=0.4)
 MAMORU_PII_MAX_BATCH = env.int("MAMORU_PII_MAX_BATCH", default=500)  # texts/records per request
+# Ingest batches with more profiles than this are run by a worker: 202 + a job to poll.
+MAMORU_PII_INGEST_ASYNC_THRESHOLD = env.int("MAMORU_PII_INGEST_ASYNC_THRESHOLD", default=100)
 MAMORU_PII_MAX_TEXT_CHARS = env.int("MAMORU_PII_MAX_TEXT_CHARS", default=20_000)
 # Strings scanned per /api/v1/scan/ or ingest request, all records together (413 too_many_values).
 MAMORU_PII_MAX_VALUES = env.int("MAMORU_PII_MAX_VALUES", default=10_000)

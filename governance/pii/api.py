@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
@@ -11,8 +12,15 @@ from rest_framework.views import APIView
 
 from governance.access import policy
 from governance.api.errors import DomainError, NotFound
+from governance.links import absolute_link, public_base_url
+from governance.pii.models import IngestJob
 from governance.pii.scanner import scanner_get
-from governance.pii.services import ATTRIBUTE_FIELDS, IDENTITY_FIELDS, ingest_profiles
+from governance.pii.services import (
+    ATTRIBUTE_FIELDS,
+    IDENTITY_FIELDS,
+    ingest_job_create,
+    ingest_profiles,
+)
 from governance.subjects.models import Jurisdiction
 
 DEFAULT_MAX_BATCH = 500
@@ -25,6 +33,11 @@ LANGUAGES = ("auto", "en", "ja")
 
 def max_batch() -> int:
     return int(getattr(settings, "MAMORU_PII_MAX_BATCH", DEFAULT_MAX_BATCH))
+
+
+def ingest_async_threshold() -> int:
+    """Batches with more profiles than this are run by a worker (202 and a job to poll)."""
+    return int(getattr(settings, "MAMORU_PII_INGEST_ASYNC_THRESHOLD", 100))
 
 
 def max_text_chars() -> int:
@@ -262,12 +275,16 @@ class IngestProfilesView(APIView):
             "scanned only. A policy (`MAMORU_PII_INGEST_POLICY`) says which entities are expected "
             "in which field; others are flagged (alerts for the DPO) or, with "
             "`on_unexpected=reject`, make the whole batch fail with 422 `unexpected_pii` and "
-            "nothing stored. At most `MAMORU_PII_MAX_BATCH` (500) profiles. Needs permission "
+            "nothing stored. At most `MAMORU_PII_MAX_BATCH` (500) profiles. A batch of more than "
+            "`MAMORU_PII_INGEST_ASYNC_THRESHOLD` (100) profiles is answered 202 with a job to poll "
+            "(`Location`); smaller ones are ingested before the answer. Needs permission "
             "`pii.ingest_profiles`."
         ),
         request=IngestInputSerializer,
         responses={
             200: IngestOutputSerializer,
+            202: OpenApiResponse(description="More than `MAMORU_PII_INGEST_ASYNC_THRESHOLD` (100) profiles: "
+                                 "queued as a job; `Location` names `GET /api/v1/ingest/jobs/{id}` to poll."),
             400: OpenApiResponse(description="`validation_error`, `unknown_field`, `invalid_identity`, "
                                  "`identity_required`"),
             404: OpenApiResponse(description="Unknown workspace (`not_found`)"),
@@ -308,10 +325,16 @@ class IngestProfilesView(APIView):
         workspace = policy.workspaces_visible_to(request.user).filter(slug=data["workspace"]).first()
         if workspace is None:
             raise NotFound(f"No workspace {data['workspace']!r} that you may use.")
-        result = ingest_profiles(
-            workspace=workspace, source=data["source"], items=data["profiles"], actor=request.user,
-            language=data["language"], on_unexpected=data["on_unexpected"],
-        )
+        options = {"workspace": workspace, "source": data["source"], "items": data["profiles"],
+                   "actor": request.user, "language": data["language"], "on_unexpected": data["on_unexpected"]}
+        if len(data["profiles"]) > ingest_async_threshold():
+            # A large batch holds no web worker: a Celery job runs it, the caller polls the job.
+            job = ingest_job_create(**options)
+            response = Response(ingest_job_body(job), status=status.HTTP_202_ACCEPTED)
+            response["Location"] = absolute_link(
+                reverse("pii-ingest-job", kwargs={"job_id": job.pk}), base=public_base_url(request))
+            return response
+        result = ingest_profiles(**options)
         return Response(
             {"profiles": result.profiles, "findings": result.findings,
              "unexpected": result.unexpected, "alerts": result.alerts},
@@ -319,4 +342,45 @@ class IngestProfilesView(APIView):
         )
 
 
-__all__ = ["IDENTITY_FIELDS", "IngestProfilesView", "ScanView"]
+def ingest_job_body(job: IngestJob) -> dict:
+    """What the job's creator sees: progress and outcome; counts, profile ids and error codes only."""
+    return {
+        "id": str(job.pk), "status": job.status, "workspace": job.workspace.slug, "source": job.source,
+        "total": job.total, "processed": job.processed,
+        "percent": int(100 * job.processed / job.total) if job.total else 100,
+        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+        "result": job.result or None,
+    }
+
+
+class IngestJobView(APIView):
+    """Poll a queued ingest batch: its creator, or a role that may view ingest jobs (the DPO)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    class IngestJobSerializer(serializers.Serializer):
+        id = serializers.UUIDField()
+        status = serializers.ChoiceField(choices=("queued", "running", "done", "failed"))
+        workspace = serializers.CharField()
+        source = serializers.CharField()
+        total = serializers.IntegerField()
+        processed = serializers.IntegerField()
+        percent = serializers.IntegerField()
+        created_at = serializers.DateTimeField()
+        started_at = serializers.DateTimeField(allow_null=True)
+        finished_at = serializers.DateTimeField(allow_null=True)
+        result = serializers.DictField(
+            allow_null=True, help_text="When finished: created, updated, merged, unexpected, alerts, "
+            "profiles [{index, profile_id, created, merged_profile_ids}], errors [{index, code, field?}].")
+
+    @extend_schema(summary="Poll an ingest job", responses={200: IngestJobSerializer,
+                   404: OpenApiResponse(description="No such job that you may see (`not_found`)")}, tags=["pii"])
+    def get(self, request, job_id):
+        job = IngestJob.objects.select_related("workspace").filter(
+            pk=job_id, workspace__in=policy.workspaces_visible_to(request.user)).first()
+        if job is None or not (job.created_by_id == request.user.pk or request.user.has_perm("pii.view_ingestjob")):
+            raise NotFound("No such ingest job that you may see.")
+        return Response(ingest_job_body(job))
+
+
+__all__ = ["IDENTITY_FIELDS", "IngestJobView", "IngestProfilesView", "ScanView"]

@@ -181,3 +181,44 @@ class ColumnSuggestion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.collection}.{self.column} → {self.data_category}"
+
+
+class IngestJobStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class IngestJob(models.Model):
+    """A large ingest batch handed to a worker (``POST /api/v1/ingest/profiles`` → 202).
+
+    The batch waits sealed under the job's own data key; when the job ends the sealed batch is
+    cleared and the key destroyed. The result holds counts, profile ids and per-row error codes —
+    never a submitted value.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey("subjects.Workspace", on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    source = models.CharField(max_length=100)
+    language = models.CharField(max_length=8, default="auto")
+    on_unexpected = models.CharField(max_length=8, default="flag")
+    data_key_id = models.UUIDField(editable=False)
+    payload = EncryptedTextField()  # the submitted profiles (JSON), until the job ends
+    status = models.CharField(max_length=16, choices=IngestJobStatus.choices, default=IngestJobStatus.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("ingest job")
+        verbose_name_plural = _("ingest jobs")
+
+    def __str__(self) -> str:
+        return f"ingest job {self.pk}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,8 @@ from governance.pii.models import (
     AlertStatus,
     Channel,
     ColumnSuggestion,
+    IngestJob,
+    IngestJobStatus,
     PiiAlert,
     ScanFinding,
     StoreScan,
@@ -335,3 +339,100 @@ __all__ = [
     "alert_acknowledge", "findings_store", "ingest_profiles", "store_scan_create",
     "store_scan_execute", "store_scan_submit", "suggestion_decide",
 ]
+
+
+# --- large batches: a job a worker runs -------------------------------------------------------
+
+logger = logging.getLogger(__name__)
+INGEST_JOB_CHUNK = 100  # profiles per transaction in a job (one bad row re-runs its chunk row by row)
+
+
+def ingest_job_create(
+    *, workspace: Workspace, source: str, items: Sequence[dict[str, Any]], actor=None,
+    language: str = "auto", on_unexpected: str = "flag",
+) -> IngestJob:
+    """Queue a batch for a worker (``ingest_job_run``); the batch waits sealed under the job's key."""
+    from governance.pii.tasks import ingest_job_run
+
+    with transaction.atomic():
+        job = IngestJob(
+            workspace=workspace, created_by=actor if getattr(actor, "pk", None) else None,
+            source=source, language=language, on_unexpected=on_unexpected, total=len(items),
+            data_key_id=envelope.data_key_create(owner="pii.ingest_job"),
+        )
+        job.payload = json.dumps(list(items), ensure_ascii=False, default=str)
+        job.save()
+        change_record(actor=actor, obj=job, action=CREATE, fields=["status", "total"],
+                      note=f"{len(items)} profiles queued for ingest from {source}")
+        job_id = str(job.pk)
+        transaction.on_commit(lambda: ingest_job_run.delay(job_id))
+    return job
+
+
+def _job_collect(outcome: dict, result: IngestResult, offset: int) -> None:
+    for row in result.profiles:
+        outcome["profiles"].append({**row, "index": row["index"] + offset})
+        outcome["created" if row["created"] else "updated"] += 1
+        outcome["merged"] += len(row["merged_profile_ids"])
+    outcome["unexpected"] += result.unexpected
+    outcome["alerts"] = sorted(set(outcome["alerts"]) | set(result.alerts))
+
+
+def _job_row_error(index: int, exc: Exception) -> dict:
+    # The code and the field, never the message: messages may quote the submitted value.
+    extra = getattr(exc, "extra", None) or {}
+    error = {"index": index, "code": getattr(exc, "code", "invalid")}
+    if isinstance(extra.get("field"), str):
+        error["field"] = extra["field"]
+    return error
+
+
+def ingest_job_execute(*, job_id: str) -> IngestJob | None:
+    """Run a queued job once (a redelivered message finds it taken); record progress per chunk."""
+    claimed = IngestJob.objects.filter(pk=job_id, status=IngestJobStatus.QUEUED).update(
+        status=IngestJobStatus.RUNNING, started_at=timezone.now())
+    if not claimed:
+        return None
+    job = IngestJob.objects.select_related("workspace", "created_by").get(pk=job_id)
+    outcome: dict[str, Any] = {"created": 0, "updated": 0, "merged": 0, "unexpected": 0, "alerts": [],
+                               "errors": [], "profiles": []}
+    status = IngestJobStatus.DONE
+    try:
+        items = json.loads(str(job.payload))
+        chunk = len(items) if job.on_unexpected == "reject" else INGEST_JOB_CHUNK  # reject: all or nothing
+        options = {"workspace": job.workspace, "source": job.source, "actor": job.created_by,
+                   "language": job.language, "on_unexpected": job.on_unexpected}
+        for start in range(0, len(items), chunk):
+            part = items[start:start + chunk]
+            try:
+                _job_collect(outcome, ingest_profiles(items=part, **options), start)
+            except UnexpectedPii as exc:
+                outcome["errors"] = [
+                    {"index": u["index"] + start, "code": "unexpected_pii", "entity_type": u.get("entity_type"),
+                     "field_path": u.get("field_path")} for u in (exc.extra or {}).get("unexpected", [])
+                ]
+                status = IngestJobStatus.FAILED
+                break
+            except DomainError:
+                for offset, item in enumerate(part):
+                    try:
+                        _job_collect(outcome, ingest_profiles(items=[item], **options), start + offset)
+                    except DomainError as exc:
+                        outcome["errors"].append(_job_row_error(start + offset, exc))
+            IngestJob.objects.filter(pk=job.pk).update(processed=min(start + chunk, len(items)))
+    except Exception:
+        logger.exception("ingest job %s failed", job.pk)
+        outcome["errors"].append({"index": None, "code": "internal_error"})
+        status = IngestJobStatus.FAILED
+    with transaction.atomic():
+        job.refresh_from_db(fields=["processed"])
+        job.status = status
+        job.result = outcome
+        job.payload = None  # the submitted values are gone with the job's key
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "result", "payload", "finished_at"])
+        change_record(actor=job.created_by, obj=job, action=UPDATE, fields=["status"],
+                      note=f"ingest job {status}: {outcome['created']} created, {outcome['updated']} updated, "
+                           f"{len(outcome['errors'])} errors")
+    envelope.data_key_destroy(dek_id=job.data_key_id)
+    return job

@@ -20,3 +20,12 @@ def store_scan_run(scan_id: str) -> str:
     except Exception:  # noqa: BLE001 - recorded on the row as FAILED with the error
         return StoreScanStatus.FAILED
     return StoreScanStatus.DONE
+
+
+@shared_task(name="pii.ingest_job_run", acks_late=True)
+def ingest_job_run(job_id: str) -> str:
+    """Run a queued ingest job (``governance.pii.services.ingest_job_execute``)."""
+    from governance.pii.services import ingest_job_execute
+
+    job = ingest_job_execute(job_id=job_id)
+    return job.status if job is not None else "skipped"
