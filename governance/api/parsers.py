@@ -11,6 +11,11 @@ A ``\\ud800`` escape without its pair decodes to a lone surrogate: no UTF-8 text
 response can hold it. :func:`json_loads` refuses it anywhere in the body (:class:`LoneSurrogate`),
 and the parser answers with the 400 problem ``code: "surrogate_characters_not_allowed"``, the code
 DRF's text fields use for the same thing.
+
+A NUL (``\\u0000``) means nothing in any value or key the API takes, and PostgreSQL cannot store it
+in text or ``jsonb``: :func:`json_loads` refuses it anywhere in the body (:class:`NullCharacter`,
+400 ``null_characters_not_allowed``, DRF's code for NUL in a text field) — free-form objects
+(``details``, ``extra``) included.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils.json import strict_constant
@@ -34,6 +40,8 @@ MAX_JSON_DEPTH = 64
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# A raw NUL cannot be inside a JSON string (control characters must be escaped): only the escape.
+_NUL_ESCAPE = "\\u0000"
 
 
 class JSONTooDeep(ValueError):
@@ -49,11 +57,19 @@ class LoneSurrogate(ValueError):
         self.message = ProhibitSurrogateCharactersValidator.message.format(code_point=ord(char))
 
 
+class NullCharacter(ValueError):
+    code = ProhibitNullCharactersValidator.code
+
+    def __init__(self) -> None:
+        super().__init__(str(ProhibitNullCharactersValidator.message))
+        self.message = str(ProhibitNullCharactersValidator.message)
+
+
 def json_loads(data: bytes | str) -> Any:
     """``json.loads`` for request bodies: ``NaN``/``Infinity`` refused, nesting limited.
 
-    Raises ``ValueError`` (``JSONDecodeError``, ``UnicodeDecodeError``, :class:`JSONTooDeep` or
-    :class:`LoneSurrogate`).
+    Raises ``ValueError`` (``JSONDecodeError``, ``UnicodeDecodeError``, :class:`JSONTooDeep`,
+    :class:`LoneSurrogate` or :class:`NullCharacter`).
     """
     try:
         value = json.loads(data, parse_constant=strict_constant)
@@ -66,7 +82,25 @@ def json_loads(data: bytes | str) -> Any:
     escape = _SURROGATE_ESCAPE_BYTES if isinstance(data, bytes | bytearray) else _SURROGATE_ESCAPE
     if escape.search(data):
         _refuse_lone_surrogates(value)
+    nul = _NUL_ESCAPE.encode() if isinstance(data, bytes | bytearray) else _NUL_ESCAPE
+    if nul in data and _holds_nul(value):
+        raise NullCharacter()
     return value
+
+
+def _holds_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _refuse_lone_surrogates(value: Any) -> None:
@@ -107,7 +141,7 @@ class JSONParser(parsers.JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             return json_loads(codecs.getreader(encoding)(stream).read())
-        except LoneSurrogate as exc:
+        except (LoneSurrogate, NullCharacter) as exc:
             raise ParseError(exc.message, code=exc.code) from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None

@@ -90,19 +90,26 @@ def _endpoints() -> list[Endpoint]:
 ENDPOINTS = _endpoints()
 
 
-def _sample(schema: dict, node: dict, name: str = "", depth: int = 0):
-    """A schema-shaped value with bidi/control characters in every identity field."""
+def _sample(schema: dict, node: dict, name: str = "", depth: int = 0, *, text: str | None = None):
+    """A schema-shaped value with bidi/control characters in every identity field (or ``text`` in
+    every string)."""
     node = _resolve(schema, node)
-    if name in IDENTITY_FIELDS:
+    if text is not None and node.get("type", "string") == "string" and "enum" not in node and not (
+        node.get("properties") or node.get("items")
+    ):
+        return text
+    if name in IDENTITY_FIELDS and text is None:
         return IDENTITY_FIELDS[name]
     kind = node.get("type")
     if "enum" in node:
         return node["enum"][0]
+    if kind == "object" and not node.get("properties") and text is not None:
+        return {"note": text}  # a free-form object (details, attributes, extra)
     if kind == "object" or "properties" in node:
-        return {key: _sample(schema, sub, key, depth + 1) for key, sub in node.get("properties", {}).items()
-                if depth < 4}
+        return {key: _sample(schema, sub, key, depth + 1, text=text)
+                for key, sub in node.get("properties", {}).items() if depth < 4}
     if kind == "array":
-        return [_sample(schema, node.get("items", {}), name, depth + 1)] if depth < 4 else []
+        return [_sample(schema, node.get("items", {}), name, depth + 1, text=text)] if depth < 4 else []
     if kind == "integer":
         return 1
     if kind == "number":
@@ -207,6 +214,10 @@ def _cases(kind: str) -> Iterator[tuple[Endpoint, dict]]:
         ):
             yield endpoint, {"body": json.dumps(_sample(endpoint.body_schema["schema"],
                                                         endpoint.body_schema["root"]))}
+        elif kind == "nul_in_body" and has_body and endpoint.body_schema:
+            # NUL in every string of a schema-shaped body: PostgreSQL cannot store it, anywhere
+            yield endpoint, {"body": json.dumps(_sample(endpoint.body_schema["schema"],
+                                                        endpoint.body_schema["root"], text="a\u0000b"))}
         elif kind == "malformed_ids":
             yield endpoint, {"url": endpoint.malformed_url(), "body": "{}" if has_body else None}
         elif kind == "wrong_content_type" and has_body:
@@ -220,7 +231,7 @@ def _cases(kind: str) -> Iterator[tuple[Endpoint, dict]]:
 
 
 CLASSES = ["deep_json", "huge_json", "controls_in_query", "controls_in_path", "bidi_identities",
-           "malformed_ids", "wrong_content_type", "chunked"]
+           "nul_in_body", "malformed_ids", "wrong_content_type", "chunked"]
 
 
 @pytest.mark.parametrize("kind", CLASSES)

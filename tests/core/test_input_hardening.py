@@ -100,6 +100,25 @@ def test_pages_keep_the_html_404(admin_client):
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
 
 
+# --- NUL in a JSON body, free-form objects included ---------------------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("details", [{"note": "a\u0000b"}, {"a\u0000": "b"}, {"purposes": [["x\u0000"]]}])
+def test_nul_anywhere_in_a_json_body_is_refused(workspaces, details, mailoutbox):
+    body = json.dumps({"workspace": "shop-eu", "request_type": "access", "email": "erika@example.de",
+                       "details": details})
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = Client().post("/api/v1/dsr/requests", body, content_type="application/json")
+    _problem(response, 400, "null_characters_not_allowed")
+    assert DataSubjectRequest.objects.count() == 0 and mailoutbox == []
+
+
+def test_an_escaped_backslash_before_u0000_is_text():
+    from governance.api.parsers import json_loads
+
+    assert json_loads('{"a": "\\\\u0000"}') == {"a": "\\u0000"}
+
+
 # --- deep JSON outside the API: admin forms' JSON fields ---------------------------------------
 
 @pytest.mark.django_db
