@@ -34,6 +34,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
@@ -273,6 +274,77 @@ def chain_seal_with(cursor, entries: list[AuditEntry], *, connection, prefix: st
         "WHERE id = %s",
         [pseq, prev, seqs[-1], timezone.now(), part],
     )
+
+
+# --- The read path's one-statement fast path (PostgreSQL) ----------------------------------------
+#
+# A read's entry normally costs two round trips: lock a free head (and draw the global number),
+# then move the head, insert and commit. A connection that has just written an entry already
+# knows its partition's head (it wrote it) and drew the global number for its next entry while it
+# still held that head's lock (``RETURNING …, nextval``). With that, the next entry is sealed
+# before anything is sent, and one autocommitted statement moves the head *only if it is still
+# where this connection left it* and inserts the entry:
+#
+#     WITH head AS (UPDATE heads SET … WHERE id = p AND seq = known_pseq AND hash = known_hash
+#                   [and nobody holds it: FOR UPDATE SKIP LOCKED] RETURNING id)
+#     INSERT INTO entries (…, partition, …) VALUES (…, (SELECT id FROM head), …)
+#     RETURNING id, nextval(global sequence)
+#
+# If another writer moved that head in between, the UPDATE matches nothing, ``partition`` is NULL
+# and the NOT NULL constraint refuses the row (``IntegrityError``): nothing is written and the
+# caller seals again on the locking path. The reserved number is unique (drawn from the sequence)
+# and larger than every number already in that partition (drawn under its lock after them), so the
+# chain's rules hold unchanged. It is only used while fresh (``FAST_PATH_MAX_AGE``): a reserved
+# number drawn long ago would sort the entry far before its time in the global order.
+
+FAST_PATH_MAX_AGE = 1.0  # seconds
+
+
+@dataclass
+class ReservedPlace:
+    """Where this connection's next entry goes if nobody else writes to the partition first."""
+
+    partition: int
+    pseq: int  # position of the connection's last entry in the partition
+    hash: str
+    seq: int  # global number drawn for the next entry, under the partition's lock
+    drawn_at: float  # time.monotonic()
+
+
+def reserved_place(connection) -> ReservedPlace | None:
+    place = getattr(connection, "_mamoru_audit_place", None)
+    if place is None or time.monotonic() - place.drawn_at > FAST_PATH_MAX_AGE:
+        return None
+    return place
+
+
+def reserved_place_set(connection, place: ReservedPlace | None) -> None:
+    connection._mamoru_audit_place = place
+
+
+def chain_seal_reserved(entry: AuditEntry, *, connection, place: ReservedPlace) -> tuple[str, list]:
+    """Seal ``entry`` at ``place`` without a lock; return the guarded head UPDATE (``head`` CTE)
+    whose ``RETURNING id`` the INSERT must use as the entry's ``partition``."""
+    if entry.entry_hash:
+        raise ValueError("entry is already sealed")
+    _normalise(entry)
+    entry.partition, entry.pseq, entry.seq = place.partition, place.pseq + 1, place.seq
+    entry.chain_version = CHAIN_VERSION
+    entry.prev_hash = place.hash
+    entry.entry_hash = entry_digest(entry, place.hash)
+    table = _head_table(connection)
+    # SKIP LOCKED: a head another writer holds is treated like a moved one (this writer never
+    # waits for another's partition; it seals again on a free one).
+    return (
+        f"UPDATE {table} SET seq = %s, hash = %s, last_seq = %s, updated_at = %s WHERE id = ("  # noqa: S608
+        f"SELECT id FROM {table} WHERE id = %s AND seq = %s AND hash = %s FOR UPDATE SKIP LOCKED) RETURNING id",
+        [entry.pseq, entry.entry_hash, entry.seq, timezone.now(), place.partition, place.pseq, place.hash],
+    )
+
+
+def chain_unseal(entry: AuditEntry) -> None:
+    """Forget a seal that was never stored (its statement failed), so the entry can be sealed again."""
+    entry.partition, entry.pseq, entry.seq, entry.prev_hash, entry.entry_hash = 1, None, None, "", ""
 
 
 # --- Heads and verification ----------------------------------------------------------------------

@@ -6,17 +6,31 @@ cannot know the API user. Values are never written, only field names.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
+import psycopg
 from auditlog.cid import get_cid
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models.signals import pre_save
 from django.http import HttpRequest
 from django.utils import timezone
+from psycopg import generators as pq_generators
+from psycopg import pq
 
-from audit.chain import chain_seal, chain_seal_with
+from audit.chain import (
+    SEQUENCE,
+    ReservedPlace,
+    chain_seal,
+    chain_seal_reserved,
+    chain_seal_with,
+    chain_unseal,
+    reserved_place,
+    reserved_place_set,
+)
 from audit.freetext import freetext_protect
 from audit.models import AuditEntry, Outcome
 
@@ -152,26 +166,36 @@ def _two_round_trips() -> bool:
     )
 
 
-def _insert_one_postgresql(entry: AuditEntry) -> None:
-    """One read's entry in its own transaction, in two round trips instead of four:
+def _insert_one_postgresql(entry: AuditEntry, *, presaved: bool = False) -> None:
+    """One read's entry in its own transaction: one round trip when this connection knows where
+    its next entry goes (``audit.chain.ReservedPlace``), else two instead of four:
     ``BEGIN; lock a free head + draw seq`` then ``move the head + INSERT; COMMIT``.
 
     Same steps and order as ``AuditEntry.save()``: pre_save receivers, seal, insert."""
-    if pre_save.has_listeners(AuditEntry):
+    if not presaved and pre_save.has_listeners(AuditEntry):
         pre_save.send(sender=AuditEntry, instance=entry, raw=False, using=connection.alias, update_fields=None)
-    prefix = "BEGIN; "
-    if settings.MAMORU_AUDIT_ASYNC_COMMIT:
-        # Opt-in trade-off (see docs/security.md): the read's entry is written and chained now
-        # but flushed to disk with the next WAL write (≤ ~0.6 s) instead of waiting for it.
-        prefix += "SET LOCAL synchronous_commit TO OFF; "
     connection.ensure_connection()
     with connection.cursor() as cursor:
+        place = None if presaved else reserved_place(connection)
+        if place is not None:
+            reserved_place_set(connection, None)
+            if _insert_reserved(cursor, entry, place):
+                entry._state.adding = False
+                return
+            chain_unseal(entry)  # another writer moved that head: seal again under its lock
+        prefix = "BEGIN; "
+        if settings.MAMORU_AUDIT_ASYNC_COMMIT:
+            # Opt-in trade-off (see docs/security.md): the read's entry is written and chained now
+            # but flushed to disk with the next WAL write (≤ ~0.6 s) instead of waiting for it.
+            prefix += "SET LOCAL synchronous_commit TO OFF; "
         try:
             head_sql, head_params = chain_seal_with(cursor, [entry], connection=connection, prefix=prefix)
             row = [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in _INSERT_FIELDS]
-            cursor.execute(f"WITH head AS ({head_sql}) {_insert_sql()} RETURNING id; COMMIT",
-                           [*head_params, *row])
-            entry.pk = cursor.fetchone()[0]
+            cursor.execute(
+                f"WITH head AS ({head_sql}) {_insert_sql()} RETURNING id, nextval('{SEQUENCE}'); COMMIT",
+                [*head_params, *row],
+            )
+            entry.pk, next_seq = cursor.fetchone()
         except BaseException:
             if connection.connection.info.transaction_status != 0:  # not idle: roll our BEGIN back
                 try:
@@ -179,7 +203,140 @@ def _insert_one_postgresql(entry: AuditEntry) -> None:
                 except Exception:  # noqa: BLE001, S110 - the connection is gone; Django will reconnect
                     pass
             raise
+    reserved_place_set(connection, ReservedPlace(
+        entry.partition, entry.pseq, entry.entry_hash, next_seq, time.monotonic()))
     entry._state.adding = False
+
+
+_RESERVED_SQL: list[str] = []
+
+
+def _reserved_sql() -> str:
+    """The INSERT of the one-statement path: its ``partition`` is the guarded head UPDATE's
+    ``RETURNING id`` (NULL, hence refused, when the head had moved)."""
+    if not _RESERVED_SQL:
+        table = connection.ops.quote_name(AuditEntry._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in _INSERT_FIELDS)
+        values = ", ".join("(SELECT id FROM head)" if f.name == "partition" else "%s" for f in _INSERT_FIELDS)
+        _RESERVED_SQL.append(
+            f"INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING id, nextval('{SEQUENCE}')"  # noqa: S608
+        )
+    return _RESERVED_SQL[0]
+
+
+def _insert_reserved(cursor, entry: AuditEntry, place: ReservedPlace) -> bool:
+    """The one-statement path: seal at ``place``, then move the head and insert in a single
+    autocommitted statement. False (nothing written) when the head had moved."""
+    head_sql, head_params = chain_seal_reserved(entry, connection=connection, place=place)
+    row = [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in _INSERT_FIELDS if f.name != "partition"]
+    prefix, suffix = "", ""
+    if settings.MAMORU_AUDIT_ASYNC_COMMIT:
+        prefix, suffix = "BEGIN; SET LOCAL synchronous_commit TO OFF; ", "; COMMIT"
+    try:
+        cursor.execute(f"{prefix}WITH head AS ({head_sql}) {_reserved_sql()}{suffix}", [*head_params, *row])
+    except IntegrityError:
+        # NULL partition: the guarded UPDATE matched nothing (or a racing writer took the place).
+        if connection.connection.info.transaction_status != 0:
+            cursor.execute("ROLLBACK")
+        return False
+    while prefix and cursor.description is None and cursor.nextset():
+        pass
+    entry.pk, next_seq = cursor.fetchone()
+    reserved_place_set(connection, ReservedPlace(
+        place.partition, entry.pseq, entry.entry_hash, next_seq, time.monotonic()))
+    return True
+
+
+@contextmanager
+def access_recording(
+    *, actor, obj: models.Model, fields: Sequence[str] = (), reason: str = "",
+    request: HttpRequest | None = None, via: str = "",
+) -> Iterator[AuditEntry]:
+    """Log one read of ``obj`` while the block reads it; the block's result may leave only after
+    the entry is stored.
+
+    ``with access_recording(...): data = serialize(obj)`` writes the same entry as
+    ``access_record`` before the block ends (or raises, failing the read). On PostgreSQL, when this
+    connection knows where its next entry goes, the entry's statement is sent on entering the block
+    and its answer read on leaving it, so the database stores the entry while the block decrypts
+    (the data keys come from the key store, another connection). A query on this connection inside
+    the block first waits for the entry. Elsewhere the entry is written on entering the block.
+    """
+    entry = _entry(
+        actor=actor, obj=obj, action=ACCESS, fields=fields, reason=reason, outcome=Outcome.ALLOWED,
+        request=request, data={"via": via} if via else None,
+    )
+    pending = _send_reserved(entry) if _two_round_trips() else None
+    if pending is None:
+        _insert([entry])
+        yield entry
+        return
+    with connection.execute_wrapper(pending.wrapper):
+        try:
+            yield entry
+        finally:
+            pending.finish()
+
+
+class _PendingEntry:
+    """A read's entry sent on this connection, its answer not read yet."""
+
+    def __init__(self, entry: AuditEntry, place: ReservedPlace) -> None:
+        self.entry, self.place, self.done = entry, place, False
+
+    def wrapper(self, execute, sql, params, many, context):
+        self.finish()  # this connection has one statement in flight at a time
+        return execute(sql, params, many, context)
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        raw = connection.connection
+        try:
+            results = raw.wait(pq_generators.fetch_many(raw.pgconn))
+        except BaseException:
+            connection.close()  # the connection's state is unknown: never reuse it
+            raise
+        error = next((r for r in results if r.status == pq.ExecStatus.FATAL_ERROR), None)
+        if error is None:
+            row = next(r for r in results if r.status == pq.ExecStatus.TUPLES_OK)
+            self.entry.pk, next_seq = int(row.get_value(0, 0)), int(row.get_value(0, 1))
+            reserved_place_set(connection, ReservedPlace(
+                self.place.partition, self.entry.pseq, self.entry.entry_hash, next_seq, time.monotonic()))
+            self.entry._state.adding = False
+            return
+        sqlstate = (error.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
+        if not sqlstate.startswith("23"):  # not the guard's NULL partition: a real failure
+            message = error.error_message.decode(errors="replace")
+            try:
+                failure = psycopg.errors.lookup(sqlstate)(message)
+            except KeyError:
+                failure = psycopg.DatabaseError(message)
+            with connection.wrap_database_errors:
+                raise failure
+        chain_unseal(self.entry)  # another writer moved that head: seal again under its lock
+        _insert_one_postgresql(self.entry, presaved=True)
+
+
+def _send_reserved(entry: AuditEntry) -> _PendingEntry | None:
+    """Seal ``entry`` at this connection's reserved place and send its statement without waiting
+    for the answer; None when there is no fresh place (the caller writes it the usual way)."""
+    connection.ensure_connection()
+    place = reserved_place(connection)
+    raw = connection.connection
+    if place is None or settings.MAMORU_AUDIT_ASYNC_COMMIT or raw.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        return None
+    reserved_place_set(connection, None)
+    if pre_save.has_listeners(AuditEntry):
+        pre_save.send(sender=AuditEntry, instance=entry, raw=False, using=connection.alias, update_fields=None)
+    head_sql, head_params = chain_seal_reserved(entry, connection=connection, place=place)
+    row = [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in _INSERT_FIELDS if f.name != "partition"]
+    with connection.cursor() as cursor:  # Django's cursor: the connection's adapters, client-side binding
+        query = cursor.cursor.mogrify(f"WITH head AS ({head_sql}) {_reserved_sql()}", [*head_params, *row])
+    raw.pgconn.send_query(query.encode())
+    raw.wait(pq_generators.send(raw.pgconn))
+    return _PendingEntry(entry, place)
 
 
 def access_denied_endpoint(

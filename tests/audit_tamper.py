@@ -24,3 +24,23 @@ def audit_tamper(using: str = "default") -> Iterator[None]:
         with connection.cursor() as cursor:
             for sql in _migration.TRIGGER_SQL.get(connection.vendor, []):
                 cursor.execute(sql)
+
+
+_consent_migration = importlib.import_module("consent.migrations.0007_events_append_only")
+
+
+@contextmanager
+def consent_tamper(using: str = "default") -> Iterator[None]:
+    """The same for consent events and amendments (consent's append-only triggers)."""
+    from django.apps import apps
+
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        for sql in _consent_migration.DROP_SQL.get(connection.vendor, []):
+            cursor.execute(sql)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for sql in _consent_migration.trigger_sql(connection.vendor, _consent_migration._columns(apps)):
+                cursor.execute(sql)

@@ -14,7 +14,12 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 
 from audit.models import Outcome
-from audit.services import access_denied_endpoint, access_record, access_record_many
+from audit.services import (
+    access_denied_endpoint,
+    access_record,
+    access_record_many,
+    access_recording,
+)
 from governance.access import policy
 from governance.access.permissions import CanListProfiles, VisibleProfilesFilter
 from governance.api.serializers import StrictSerializer
@@ -147,8 +152,10 @@ class ProfileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def retrieve(self, request, *args, **kwargs):
         profile = self.get_object()
-        data = self.get_serializer(profile).data
-        access_record(actor=request.user, obj=profile, fields=MASKED_FIELDS, request=request, via="api:retrieve")
+        # The read's entry is stored while the serializer decrypts (audit.services.access_recording).
+        with access_recording(actor=request.user, obj=profile, fields=MASKED_FIELDS, request=request,
+                              via="api:retrieve"):
+            data = self.get_serializer(profile).data
         return Response(data)
 
     @extend_schema(

@@ -16,6 +16,7 @@ from audit.verification import chains, chains_verify, heads_dir, heads_export
 from consent.chain import chain_check
 from consent.models import ChainHead, ConsentEvent, ConsentState
 from oversight.dashboard import dashboard_context
+from tests.audit_tamper import consent_tamper
 from tests.factories import make_profile
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +81,8 @@ def test_a_break_is_recorded_shown_on_the_dashboard_and_mailed_once(heads, conse
     dpo = role_users["dpo"]
     assert dpo.email
     chains_verify()
-    ConsentEvent.objects.filter(seq=3).update(note="edited behind the API")
+    with consent_tamper():
+        ConsentEvent.objects.filter(seq=3).update(note="edited behind the API")
     run = chains_verify(full=True).run
     assert not run.ok and run.problem_count == 1
     assert run.problems[0]["chain"] == "consent" and run.problems[0]["kind"] == "changed"

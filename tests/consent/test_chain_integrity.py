@@ -17,6 +17,7 @@ from django.db import transaction
 from consent.chain import CHAIN_FIELDS, COVERAGE, chain_check
 from consent.models import AmendmentKind, ChainHead, ConsentAmendment, ConsentEvent, ConsentState
 from consent.selectors import consent_check
+from tests.audit_tamper import consent_tamper
 
 pytestmark = pytest.mark.django_db
 EVENTS = "/api/v1/consent/events"
@@ -67,7 +68,8 @@ def test_modified_signals_are_detected(server):
     assert event.signals["tcf"]
     signals = dict(event.signals)
     signals["tcf"] = {**signals["tcf"], "purposes_consent": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}
-    ConsentEvent.objects.filter(pk=event.pk).update(signals=signals)
+    with consent_tamper():
+        ConsentEvent.objects.filter(pk=event.pk).update(signals=signals)
     code, out = verify_command("--skip-state")
     assert code == 1 and f"event seq={event.seq} was changed" in out
 
@@ -137,7 +139,7 @@ def test_every_column_of_an_event_is_covered(server, workspaces):
     for name, value in values.items():
         attname = ConsentEvent._meta.get_field(name).attname
         try:
-            with transaction.atomic():
+            with transaction.atomic(), consent_tamper():
                 ConsentEvent.objects.filter(pk=first.pk).update(**{attname: value})
                 problems = chain_check().problems
                 assert problems, f"changing {name} went unnoticed"
@@ -215,7 +217,8 @@ def test_the_command_reports_every_break_as_json_with_the_head(server):
     document = json.loads(out)
     assert code == 0 and document["ok"] is True and document["head"]["seq"] == 5
     assert document["head"]["hash"] == ChainHead.objects.get().hash and document["head"]["time"]
-    ConsentEvent.objects.filter(seq__in=[2, 4]).update(note="changed")
+    with consent_tamper():
+        ConsentEvent.objects.filter(seq__in=[2, 4]).update(note="changed")
     code, out = verify_command("--json")
     document = json.loads(out)
     assert code == 1 and document["ok"] is False
@@ -232,10 +235,11 @@ def test_events_sealed_before_the_upgrade_keep_verifying(server):
         record(server, f"user{n}@example.jp", "analytics", "given")
     # as a database written by the previous release: v1 digests, no amendments
     prev = GENESIS
-    for event in ConsentEvent.objects.order_by("seq"):
-        digest = chain_digest(label=LABEL_V1, prev_hash=prev, payload=canonical_v1(event))
-        ConsentEvent.objects.filter(pk=event.pk).update(prev_hash=prev, entry_hash=digest)
-        prev = digest
+    with consent_tamper():
+        for event in ConsentEvent.objects.order_by("seq"):
+            digest = chain_digest(label=LABEL_V1, prev_hash=prev, payload=canonical_v1(event))
+            ConsentEvent.objects.filter(pk=event.pk).update(prev_hash=prev, entry_hash=digest)
+            prev = digest
     ChainHead.objects.filter(pk=1).update(seq=3, hash=prev)
     assert chain_check().problems  # read as v2 they do not verify
     migration = importlib.import_module("consent.migrations.0005_chain_amendments")
@@ -268,7 +272,34 @@ def test_a_changed_amendment_is_detected(server, site):
     profile_shred(profile=profile, reason="Art. 17 request")
     # widening the redaction to someone else's event, in the record and in the event
     redaction = ConsentAmendment.objects.get()
-    ConsentAmendment.objects.filter(pk=redaction.pk).update(event_seqs=[1, 2])
+    with consent_tamper():
+        ConsentAmendment.objects.filter(pk=redaction.pk).update(event_seqs=[1, 2])
     ConsentEvent.objects.filter(seq=2).update(identity_index="", redacted_at=redaction.recorded_at)
     code, out = verify_command("--skip-state")
     assert code == 1 and f"amendment seq={redaction.seq} was changed" in out
+
+
+def test_the_database_refuses_edits_of_sealed_events_but_not_the_chained_amendments(server, site):
+    """Issue 11 "nothing may change a row after it is sealed": consent's triggers, like the audit
+    log's, refuse an UPDATE of an event (other than a merge or an erasure) and of an amendment."""
+    from django.db import DatabaseError
+
+    from governance.subjects.selectors import profile_get_by_identity
+    from governance.subjects.services import profile_shred
+
+    event = record(server, "taro@example.jp", "analytics", "given")
+    other = record(server, "hanako@example.jp", "analytics", "given")
+    for change in ({"state": "refused"}, {"note": "edited"}, {"entry_hash": "0" * 64},
+                   {"identity_index": "f" * 64}, {"identity_index": ""}):
+        with pytest.raises(DatabaseError), transaction.atomic():
+            ConsentEvent.objects.filter(pk=event.pk).update(**change)
+    # The two amendments the model allows go through the triggers (and are chained by the app).
+    profile = profile_get_by_identity(workspace=site.workspace, kind="email", value="taro@example.jp")
+    profile_shred(profile=profile, reason="Art. 17 request")
+    event.refresh_from_db()
+    assert event.identity_index == "" and event.redacted_at is not None
+    with pytest.raises(DatabaseError), transaction.atomic():  # an erasure is not undone
+        ConsentEvent.objects.filter(pk=event.pk).update(redacted_at=None)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        ConsentAmendment.objects.update(note="edited")
+    assert other.state == "given" and verify_command()[0] == 0

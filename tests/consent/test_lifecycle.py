@@ -10,6 +10,7 @@ from django.core.management import call_command
 from consent.models import ConsentEvent, ConsentState, Method, WebhookDelivery
 from consent.selectors import consent_check, consent_rates_by_purpose, purposes_published
 from consent.services import consent_states_rebuild
+from tests.audit_tamper import consent_tamper
 
 pytestmark = pytest.mark.django_db
 EVENTS = "/api/v1/consent/events"
@@ -65,7 +66,8 @@ def test_changed_event_is_detected_by_chain_check(server):
                                     for i in range(3)]}, format="json")
     call_command("verify_consent_chain", stdout=io.StringIO())
     event = ConsentEvent.objects.order_by("seq")[1]
-    ConsentEvent.objects.filter(pk=event.pk).update(state="refused")  # tampering behind the API
+    with consent_tamper():  # tampering behind the API
+        ConsentEvent.objects.filter(pk=event.pk).update(state="refused")
     out = io.StringIO()
     with pytest.raises(SystemExit) as exit_info:
         call_command("verify_consent_chain", stdout=out)
