@@ -10,13 +10,13 @@ import threading
 
 import pytest
 from django.db import DataError, connection, connections
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from audit.chain import chain_verify, reserved_place
 from audit.models import AuditEntry
 from audit.services import access_record, access_recording
 from governance.subjects.models import Profile, Workspace
+from tests.accounts import OtpVerifiedClient
 from tests.factories import make_profile
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -132,7 +132,7 @@ def test_a_failed_entry_fails_the_read_and_leaves_the_connection_usable(workspac
 
 def test_profile_retrieve_logs_its_read_through_the_fast_path(workspaces, role_users):
     dpo, profile = role_users["dpo"], make_profile(workspaces[0])
-    client = Client()
+    client = OtpVerifiedClient()
     client.force_login(dpo)
     for _ in range(3):  # the first read reserves a place; the next ones use it
         assert client.get(f"/api/v1/profiles/{profile.pk}/").status_code == 200
