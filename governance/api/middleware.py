@@ -10,6 +10,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 from django.utils.translation import gettext
 from django.views.defaults import bad_request
 
@@ -42,15 +43,21 @@ class ControlCharactersMiddleware:
         query = request.META.get("QUERY_STRING", "")
         in_path = _PATH_CONTROLS.search(request.path_info) is not None
         if in_path or (query and _query_has_controls(query)):
-            where = gettext("path") if in_path else gettext("query string")
-            detail = gettext("The %(where)s contains a control character (such as NUL).") % {"where": where}
-            if request.path_info.startswith("/api/"):
-                return problem_response(
-                    status_code=400, code="invalid_character",
-                    title=gettext("The request contains characters that are not allowed."), detail=detail,
-                )
-            return bad_request(request, ValueError(detail))
+            with translation.override(translation.get_language_from_request(request)):
+                return self._refuse(request, in_path)
         return self.get_response(request)
+
+    @staticmethod
+    def _refuse(request: HttpRequest, in_path: bool) -> HttpResponse:
+        # Runs before LocaleMiddleware: the caller's language is activated around this.
+        where = gettext("path") if in_path else gettext("query string")
+        detail = gettext("The %(where)s contains a control character (such as NUL).") % {"where": where}
+        if request.path_info.startswith("/api/"):
+            return problem_response(
+                status_code=400, code="invalid_character",
+                title=gettext("The request contains characters that are not allowed."), detail=detail,
+            )
+        return bad_request(request, ValueError(detail))
 
 
 class DeepInputMiddleware:
@@ -93,7 +100,8 @@ class RequestBodyLimitMiddleware:
         if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get(
             "CONTENT_LENGTH"
         ):
-            refused = _chunked_body_take(request)
+            with translation.override(translation.get_language_from_request(request)):
+                refused = _chunked_body_take(request)
             if refused is not None:
                 return refused
         if request.path.startswith("/api/"):

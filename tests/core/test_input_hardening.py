@@ -73,6 +73,14 @@ def test_nul_in_the_consent_check_fast_path_is_refused(workspaces):
 
 
 @pytest.mark.django_db
+def test_the_refusal_speaks_the_callers_language(dpo):
+    en = _problem(dpo.get("/api/v1/dsr/requests?status=a%00b"), 400, "invalid_character")
+    ja = _problem(dpo.get("/api/v1/dsr/requests?status=a%00b", HTTP_ACCEPT_LANGUAGE="ja"), 400,
+                  "invalid_character")
+    assert ja["title"] != en["title"] and ja["title"].endswith("。")
+
+
+@pytest.mark.django_db
 def test_nul_in_a_page_query_is_a_plain_400(admin_client):
     response = admin_client.get("/admin/dsr/datasubjectrequest/?q=a%00b")
     assert response.status_code == 400
