@@ -416,3 +416,28 @@ def test_existing_tokens_get_read_and_write_and_an_expiry():
     old.refresh_from_db()
     assert old.scopes == ["read", "write"]
     assert timedelta(days=89) < old.expires_at - timezone.now() <= timedelta(days=90)
+
+
+def test_dpo_removes_a_lost_device_and_lifts_a_lockout(settings, role_users):
+    settings.AXES_FAILURE_LIMIT = 2
+    agent = role_users["support_agent"]
+    lost = totp_device(agent)
+    for _ in range(2):
+        _password_login(Client(), agent, password="wrong")
+    assert _password_login(Client(), agent).status_code == 429
+    dpo = OtpVerifiedClient()
+    dpo.force_login(role_users["dpo"])
+    # the device is listed, its key never shown
+    page = dpo.get(f"/admin/otp_totp/totpdevice/{lost.pk}/change/")
+    assert page.status_code == 200 and lost.key not in page.content.decode()
+    assert dpo.get(f"/admin/otp_totp/totpdevice/{lost.pk}/config/").status_code == 403
+    # the DPO removes the device and the lockout
+    assert dpo.post(f"/admin/otp_totp/totpdevice/{lost.pk}/delete/", {"post": "yes"}).status_code == 302
+    from axes.models import AccessAttempt
+
+    attempt = AccessAttempt.objects.get(username=agent.username)
+    assert dpo.post(f"/admin/axes/accessattempt/{attempt.pk}/delete/", {"post": "yes"}).status_code == 302
+    # then: the agent signs in and is asked to enrol a new device
+    client = Client()
+    assert _password_login(client, agent).status_code == 302
+    assert client.get("/admin/")["Location"].startswith("/account/mfa/setup/")
