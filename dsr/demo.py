@@ -122,6 +122,7 @@ stores:
     description: Newsletter provider (processor)
     connection:
       base_url: "{mailing_url}"
+      allow_internal_hosts: true   # the demo's API runs on loopback (refused unless allowed)
       rate_limit_per_second: 50
       timeout: 5
       not_found_statuses: [404]

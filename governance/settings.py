@@ -398,6 +398,17 @@ MAMORU_AUDIT_CHAIN_PARTITIONS = env.int("MAMORU_AUDIT_CHAIN_PARTITIONS", default
 # Largest API request body in bytes; larger bodies get 413 with code "body_too_large".
 MAMORU_API_MAX_BODY_BYTES = env.int("MAMORU_API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAMORU_API_MAX_BODY_BYTES, 2621440)
+# Outbound HTTP to HTTP stores and webhooks (governance/outbound.py). ALLOW_PRIVATE lets every store
+# and webhook reach private, loopback and link-local addresses: development/demo only (deploy check
+# governance.W010); mark single stores/webhooks with allow_internal_hosts instead.
+MAMORU_OUTBOUND_ALLOW_PRIVATE = env.bool("MAMORU_OUTBOUND_ALLOW_PRIVATE", default=False)
+MAMORU_OUTBOUND_CONNECT_TIMEOUT = env.float("MAMORU_OUTBOUND_CONNECT_TIMEOUT", default=5.0)
+MAMORU_OUTBOUND_READ_TIMEOUT = env.float("MAMORU_OUTBOUND_READ_TIMEOUT", default=30.0)
+MAMORU_OUTBOUND_TOTAL_TIMEOUT = env.float("MAMORU_OUTBOUND_TOTAL_TIMEOUT", default=120.0)
+MAMORU_OUTBOUND_MAX_RESPONSE_BYTES = env.int("MAMORU_OUTBOUND_MAX_RESPONSE_BYTES", default=10 * 1024 * 1024)
+# The longest Retry-After / rate-limit reset an HTTP store's request waits for in place; longer: the
+# DSR node is retried later (at least that much later).
+MAMORU_OUTBOUND_MAX_WAIT = env.float("MAMORU_OUTBOUND_MAX_WAIT", default=60.0)
 # Graceful overload (governance/overload.py): requests beyond MAX_INFLIGHT running in one process
 # (0 = no limit; governance/gunicorn_conf.py sets threads - 2 when unset), or that waited longer
 # than MAX_WAIT seconds for a web thread (0 = no limit), get 503 + Retry-After at once.

@@ -38,7 +38,12 @@ from governance.subjects.identities import (
 
 
 class StoreUnavailable(Exception):
-    """The store could not be reached or asked us to come back later (retried)."""
+    """The store could not be reached or asked us to come back later (retried; not sooner than
+    ``retry_after`` seconds when the store said so)."""
+
+    def __init__(self, *args, retry_after: float | None = None):
+        super().__init__(*args)
+        self.retry_after = retry_after
 
 
 class StoreError(Exception):

@@ -2,12 +2,27 @@
 
 Store ``connection``::
 
-    base_url: http://127.0.0.1:8781
+    base_url: https://api.example.com/v1
     auth: {header: Authorization, token: "Bearer ${MAILING_TOKEN}"}   # or token: "…" (Bearer)
-    timeout: 10
-    rate_limit_per_second: 20
+    headers: {X-Api-Version: "2"}         # sent with every request (like auth: to base_url's origin only)
+    timeout: 10                           # seconds per connect/read (MAMORU_OUTBOUND_READ_TIMEOUT)
+    connect_timeout: 5                    # MAMORU_OUTBOUND_CONNECT_TIMEOUT
+    total_timeout: 120                    # one request, redirects included (MAMORU_OUTBOUND_TOTAL_TIMEOUT)
+    max_response_bytes: 10485760          # larger bodies abort (MAMORU_OUTBOUND_MAX_RESPONSE_BYTES)
+    rate_limit_per_second: 20             # for all workers together (shared cache)
+    rate_limit_headers: {remaining: X-RateLimit-Remaining, reset: X-RateLimit-Reset}  # default:
+                                          # RateLimit-* and X-RateLimit-*; 0 remaining pauses until reset
     not_found_statuses: [404]             # read as "no rows"
-    retry_statuses: [429, 502, 503, 504]  # retried with backoff (StoreUnavailable)
+    retry_statuses: [429, 502, 503, 504]  # retried with backoff (StoreUnavailable); Retry-After honoured
+    allow_internal_hosts: false           # true: may reach private/loopback/link-local addresses
+
+Security (governance/outbound.py, docs/dsr.md "HTTP connector security"): credentials (``auth``,
+``token``, ``headers``, :attr:`HttpConnector.auth`) go only to ``base_url``'s origin (scheme, host,
+port); a pagination link or redirect to another origin is requested without them (GET only; an
+update or delete sent elsewhere is refused). Hosts resolving to private, loopback, link-local
+(cloud metadata) or other non-public addresses are refused at connect time (``StoreError``) unless
+``allow_internal_hosts: true``; responses are size- and time-limited; the rate is shared by all
+workers.
 
 Collection ``options``::
 
@@ -16,7 +31,9 @@ Collection ``options``::
     update: {method: PATCH, path: "/members/{id}"}       # JSON body: the masked fields
     delete: {method: DELETE, path: "/members/{id}"}
     pagination: {type: page, param: page, size_param: per_page, size: 100}
-             #  {type: cursor, param: cursor, next: next_cursor} | {type: link, next: next}
+             #  {type: cursor, param: cursor, next: next_cursor}
+             #  {type: link, next: links.next}    # a URL in the body (relative or same-origin)
+             #  {type: link_header}               # RFC 8288 ``Link: <…>; rel="next"`` header
 
     email_case: insensitive    # the API compares e-mails ignoring case (default): the lower-case
                                # address is sent; `exact`: the API compares exactly: the address
@@ -32,13 +49,12 @@ or number (docs/datamap.md, "Identity matching").
 from __future__ import annotations
 
 import re
-import threading
-import time
 import unicodedata
 from collections.abc import Iterable, Iterator
 from urllib.parse import quote
 
 import httpx
+from django.conf import settings as django_settings
 
 from dsr.connectors import register
 from dsr.connectors.base import (
@@ -49,9 +65,23 @@ from dsr.connectors.base import (
     identity_matches,
 )
 from governance.datamap.spec import CollectionSpec
+from governance.outbound import (
+    OutboundBusy,
+    OutboundPolicy,
+    OutboundRateLimit,
+    OutboundRefused,
+    OutboundResponse,
+    OutboundTooLarge,
+    outbound_client,
+    outbound_request,
+    rate_limit_wait_seconds,
+    retry_after_seconds,
+    url_origin,
+)
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_PAGES = 10_000
+RETRIES_IN_PLACE = 3  # a 429/503 with a short Retry-After is sent again this often before giving up
 
 
 def _dig(data, path: str | None):
@@ -72,20 +102,20 @@ def _fill(template: str, values: dict, *, quote_values: bool) -> str:
     return PLACEHOLDER.sub(repl, template)
 
 
-class _RateLimit:
-    def __init__(self, per_second: float):
-        self.interval = 1.0 / per_second if per_second else 0.0
-        self.next_at = 0.0
-        self.lock = threading.Lock()
+def _flag(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
 
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self.lock:
-            now = time.monotonic()
-            if self.next_at > now:
-                time.sleep(self.next_at - now)
-            self.next_at = max(now, self.next_at) + self.interval
+
+def _number(settings: dict, name: str) -> float | None:
+    value = settings.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise StoreError(f"connection.{name} must be a number, not {value!r}") from None
 
 
 @register
@@ -98,31 +128,88 @@ class HttpConnector(BaseConnector):
         s = self.settings
         if not s.get("base_url"):
             raise StoreError(f"store {self.store_key!r}: the http connector needs connection.base_url")
-        headers = dict(s.get("headers") or {})
+        self.base_url = str(s["base_url"]).rstrip("/")
+        try:
+            self.origin = url_origin(self.base_url)
+        except httpx.InvalidURL as exc:
+            raise StoreError(f"store {self.store_key!r}: connection.base_url: {exc}") from None
+        # Every configured header may be a credential: all go to base_url's origin only.
+        self.credentials = {str(k): str(v) for k, v in (s.get("headers") or {}).items()}
         auth = s.get("auth") or {}
         if auth.get("token"):
-            headers[auth.get("header", "Authorization")] = auth["token"]
+            self.credentials[auth.get("header", "Authorization")] = auth["token"]
         elif s.get("token"):
-            headers["Authorization"] = f"Bearer {s['token']}"
+            self.credentials["Authorization"] = f"Bearer {s['token']}"
         self.not_found = set(s.get("not_found_statuses") or [404])
         self.retry = set(s.get("retry_statuses") or [429, 500, 502, 503, 504])
-        self.rate = _RateLimit(float(s.get("rate_limit_per_second") or 0))
-        self.client = httpx.Client(base_url=s["base_url"], headers=headers,
-                                   timeout=float(s.get("timeout") or 10))
+        max_bytes = _number(s, "max_response_bytes")
+        self.policy = OutboundPolicy.from_settings(
+            allow_internal_hosts=_flag(s.get("allow_internal_hosts")),
+            connect_timeout=_number(s, "connect_timeout"), read_timeout=_number(s, "timeout"),
+            total_timeout=_number(s, "total_timeout"),
+            max_response_bytes=int(max_bytes) if max_bytes is not None else None,
+        )
+        headers = s.get("rate_limit_headers") or {}
+        self.rate_headers = (headers.get("remaining"), headers.get("reset"))
+        self.rate = OutboundRateLimit(key=f"store:{self.store_key}",
+                                      per_second=float(s.get("rate_limit_per_second") or 0))
+        self.max_wait = float(getattr(django_settings, "MAMORU_OUTBOUND_MAX_WAIT", 60.0))
+        self.client = outbound_client(policy=self.policy)
+        # An httpx.Auth (token fetch/refresh flows) applied like ``credentials``: to the store's
+        # origin only, its requests limited and guarded like the others (governance.outbound).
+        self.auth: httpx.Auth | None = None
 
-    def _request(self, method: str, path: str, **kwargs) -> httpx.Response | None:
-        self.rate.wait()
-        try:
-            response = self.client.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise StoreUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+    def _url(self, path: str) -> str:
+        """``path`` under ``base_url``; an absolute URL (a pagination link) as it is."""
+        if "://" in path:
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _send(self, method: str, url: str, label: str, **kwargs) -> OutboundResponse:
+        """``label``: the path as configured, for messages."""
+        for attempt in range(RETRIES_IN_PLACE + 1):
+            try:
+                self.rate.wait(max_wait=self.max_wait)
+                response = outbound_request(self.client, method, url, policy=self.policy, origin=self.origin,
+                                            credentials=self.credentials, auth=self.auth, **kwargs)
+            except OutboundBusy as exc:
+                raise StoreUnavailable(f"{method} {label}: {exc}", retry_after=exc.seconds) from exc
+            except OutboundRefused as exc:
+                raise StoreError(f"{method} {label}: {exc}") from exc
+            except OutboundTooLarge as exc:
+                raise StoreError(f"{method} {label}: {exc}") from exc
+            except httpx.TransportError as exc:
+                raise StoreUnavailable(f"{method} {label}: {type(exc).__name__}") from exc
+            wait = rate_limit_wait_seconds(response.headers, remaining_header=self.rate_headers[0],
+                                           reset_header=self.rate_headers[1])
+            retry_after = retry_after_seconds(response.headers)
+            if response.status_code in self.retry and retry_after is not None:
+                wait = max(wait or 0.0, retry_after)
+            if wait:
+                self.rate.pause(wait)  # every worker holds its requests to this store
+            if response.status_code not in self.retry:
+                return response
+            if retry_after is None or retry_after > self.max_wait or attempt == RETRIES_IN_PLACE:
+                raise StoreUnavailable(f"{method} {label}: HTTP {response.status_code}",
+                                       retry_after=retry_after)
+        raise AssertionError("unreachable")
+
+    def _request(self, method: str, path: str, **kwargs) -> OutboundResponse | None:
+        response = self._send(method, self._url(path), _path(path), **kwargs)
         if response.status_code in self.not_found:
             return None
-        if response.status_code in self.retry:
-            raise StoreUnavailable(f"{method} {path}: HTTP {response.status_code}")
         if response.status_code >= 400:
-            raise StoreError(f"{method} {path}: HTTP {response.status_code}")
+            raise StoreError(f"{method} {_path(path)}: HTTP {response.status_code}")
+        if 300 <= response.status_code < 400:
+            raise StoreError(f"{method} {_path(path)}: HTTP {response.status_code} (a redirect not followed)")
         return response
+
+    @staticmethod
+    def _json(response: OutboundResponse, method: str, path: str):
+        try:
+            return response.json()
+        except ValueError:
+            raise StoreError(f"{method} {_path(path)}: the answer is not JSON") from None
 
     def test_connection(self) -> str:
         path = self.settings.get("health_path", "/")
@@ -137,16 +224,19 @@ class HttpConnector(BaseConnector):
 
     def _pages(self, endpoint: dict, params: dict, pagination: dict) -> Iterator[list]:
         kind = pagination.get("type")
+        if kind not in (None, "page", "cursor", "link", "link_header"):
+            raise StoreError(f"unknown pagination type {kind!r} (page, cursor, link, link_header)")
         path = endpoint["path"]
+        method = endpoint.get("method", "GET")
         params = dict(params)
         if kind == "page":
             params[pagination.get("size_param", "per_page")] = pagination.get("size", 100)
             params[pagination.get("param", "page")] = pagination.get("start", 1)
         for _ in range(MAX_PAGES):
-            response = self._request(endpoint.get("method", "GET"), path, params=params)
+            response = self._request(method, path, params=params)
             if response is None:
                 return
-            body = response.json()
+            body = self._json(response, method, path)
             rows = _dig(body, endpoint.get("rows")) or []
             yield rows
             if kind == "page":
@@ -158,11 +248,16 @@ class HttpConnector(BaseConnector):
                 if not cursor:
                     return
                 params[pagination.get("param", "cursor")] = cursor
-            elif kind == "link":
-                nxt = _dig(body, pagination.get("next", "next"))
-                if not nxt:
+            elif kind in ("link", "link_header"):
+                if kind == "link":
+                    nxt = _dig(body, pagination.get("next", "next"))
+                else:
+                    nxt = (response.links.get("next") or {}).get("url")
+                if not nxt or not isinstance(nxt, str):
                     return
-                path, params = nxt, {}
+                # Relative links are read against the page's URL; another origin is refused when
+                # requested (governance.outbound), so the store's credentials never go there.
+                path, params = str(response.url.join(nxt)), {}
             else:
                 return
         raise StoreError(f"more than {MAX_PAGES} pages from {endpoint['path']}")
@@ -206,10 +301,11 @@ class HttpConnector(BaseConnector):
                             continue
                         seen.add(ident)
                         if read:
-                            response = self._request("GET", _fill(read["path"], row, quote_values=True))
+                            read_path = _fill(read["path"], row, quote_values=True)
+                            response = self._request("GET", read_path)
                             if response is None:
                                 continue
-                            row = _dig(response.json(), read.get("row")) or {}
+                            row = _dig(self._json(response, "GET", read_path), read.get("row")) or {}
                         yield row
 
     def mask(self, collection: CollectionSpec, plans: Iterable) -> int:
@@ -217,7 +313,7 @@ class HttpConnector(BaseConnector):
         count = 0
         for plan in plans:
             path = _fill(endpoint["path"], {**plan.original, **plan.key}, quote_values=True)
-            if self._request(endpoint.get("method", "PATCH"), path, json=plan.values) is not None:
+            if self._request(endpoint.get("method", "PATCH"), path, json_body=plan.values) is not None:
                 count += 1
         return count
 
@@ -242,9 +338,10 @@ class HttpConnector(BaseConnector):
         pk = collection.primary_key
         if read:
             for row in rows:
-                response = self._request("GET", _fill(read["path"], row, quote_values=True))
+                read_path = _fill(read["path"], row, quote_values=True)
+                response = self._request("GET", read_path)
                 if response is not None:
-                    found = _dig(response.json(), read.get("row"))
+                    found = _dig(self._json(response, "GET", read_path), read.get("row"))
                     if found:
                         yield found
             return
@@ -266,3 +363,8 @@ class HttpConnector(BaseConnector):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _path(url: str) -> str:
+    """A path or URL for error messages, without its query (it may hold an identity or a token)."""
+    return str(url).split("?", 1)[0]

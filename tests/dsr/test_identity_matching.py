@@ -221,7 +221,8 @@ def test_http_matching_sends_both_domain_forms_and_drops_loose_matches(mailing):
         store="mailing", name="members",
         options={"lookup": {"path": "/members", "params": {"email": "{email}"}, "rows": "data"}},
         fields=[FieldSpec("id", primary_key=True), FieldSpec("email", identity="email")])
-    connector = connector_class("http")(store_key="mailing", settings={"base_url": url, "token": "test-token"})
+    connector = connector_class("http")(store_key="mailing", settings={"base_url": url, "token": "test-token",
+                                                                             "allow_internal_hosts": True})
     try:
         assert ids(connector.retrieve(collection, {"email": ["taro@例え.jp"]})) == [1]
         assert ids(connector.retrieve(collection, {"email": ["ftremblay@gmail.com"]})) == [2]

@@ -103,6 +103,7 @@ def test_missing_table_fails_the_node_with_a_clear_error(workspaces, mailoutbox,
     assert "crm.tickets: table 'tickets' does not exist" in request.attention_reason
 
 
+@pytest.mark.django_db  # the store's rate is counted in the shared cache (the database cache here)
 def test_http_connector_pages_reads_rate_limits_and_maps_statuses(mailing):
     """Declarative REST: pagination, per-row read, 404 as no rows, 503 as retry, other 4xx as error."""
     from dsr.connectors import StoreError, StoreUnavailable
@@ -119,7 +120,7 @@ def test_http_connector_pages_reads_rate_limits_and_maps_statuses(mailing):
                  "delete": {"method": "DELETE", "path": "/members/{id}"},
                  "pagination": {"type": "page", "param": "page", "size_param": "per_page", "size": 2}})
     connector = connector_class("http")(store_key="mailing", settings={
-        "base_url": url, "token": "test-token", "rate_limit_per_second": 100})
+        "base_url": url, "token": "test-token", "rate_limit_per_second": 100, "allow_internal_hosts": True})
     before = app.requests
     rows = list(connector.retrieve(collection, {"email": ["same@example.com"]}))
     assert [r["id"] for r in rows] == [1, 2, 3]
@@ -131,7 +132,8 @@ def test_http_connector_pages_reads_rate_limits_and_maps_statuses(mailing):
     app.fail_next = 1
     with pytest.raises(StoreUnavailable, match="HTTP 503"):
         list(connector.retrieve(collection, {"email": ["same@example.com"]}))
-    bad = connector_class("http")(store_key="mailing", settings={"base_url": url, "token": "wrong"})
+    bad = connector_class("http")(store_key="mailing", settings={"base_url": url, "token": "wrong",
+                                                                       "allow_internal_hosts": True})
     with pytest.raises(StoreError, match="HTTP 401"):
         list(bad.retrieve(collection, {"email": ["x@example.com"]}))
     connector.close()

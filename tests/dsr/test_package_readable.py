@@ -84,7 +84,7 @@ stores:
   mailing:
     type: http
     name: Newsletter Processor GmbH
-    connection: {{base_url: "{mailing_url}", timeout: 5, not_found_statuses: [404]}}
+    connection: {{base_url: "{mailing_url}", allow_internal_hosts: true, timeout: 5, not_found_statuses: [404]}}
     secrets: {{token: test-token}}
     collections:
       members:
