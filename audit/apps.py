@@ -12,3 +12,6 @@ class AuditConfig(AppConfig):
 
     name = "audit"
     verbose_name = _("Audit")
+
+    def ready(self) -> None:
+        from audit import head_stores  # noqa: F401  (registers the head stores and their system check)

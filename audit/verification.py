@@ -16,12 +16,16 @@ intact, the exported heads they no longer extend (``truncated``/``changed``) are
 recorded as clean, so the next incremental runs continue from the heads accepted. A chain with a
 break of its own is never accepted over (the run fails and nothing is appended).
 
-Exported heads (``MAMORU_CHAIN_HEADS_DIR``, default ``var/chain-heads/``): one JSON line per head and
-export, in ``chain-heads-YYYY-MM.jsonl``, opened in append mode only, each line signed with an HMAC
-whose key is derived from ``MAMORU_PROOF_KEY``. Point the directory at storage the database
-administrators cannot rewrite (another host, a WORM mount, ``chattr +a``): someone who removes the
+Exported heads go to a *head store* (:mod:`audit.head_stores`, chosen by
+``MAMORU_CHAIN_HEADS_URL``): by default the directory ``MAMORU_CHAIN_HEADS_DIR`` (``var/chain-heads/``,
+one JSON line per head and export in ``chain-heads-YYYY-MM.jsonl``, opened in append mode only), or
+S3-compatible object storage (one new object per export, never overwritten, retention-locked when the
+bucket has Object Lock). Each line is signed with an HMAC whose key is derived from
+``MAMORU_PROOF_KEY``. Point the store at storage the database administrators cannot rewrite
+(another host, a WORM mount, ``chattr +a``, a bucket with Object Lock): someone who removes the
 newest rows of a chain *and* rolls its head row back is then caught, because the database no longer
-holds the exported head.
+holds the exported head. A store that cannot be read or written is a problem of the run (recorded
+and alerted); no database transaction is held while it is contacted.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from audit.head_stores import HeadStore, HeadStoreMisconfigured, HeadStoreUnavailable, head_store
 from governance.hashchain import GENESIS, ChainProblem
 from governance.registry import Registry
 
@@ -129,6 +134,7 @@ chains.register(AuditChain)
 
 
 def heads_dir() -> Path:
+    """The directory store's directory (``MAMORU_CHAIN_HEADS_DIR``; what ``file://`` URLs replace)."""
     configured = getattr(settings, "MAMORU_CHAIN_HEADS_DIR", "") or ""
     return Path(configured) if configured else Path(settings.VAR_DIR) / "chain-heads"
 
@@ -139,11 +145,13 @@ def _signature(record: dict) -> str:
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
-def heads_export(*, now: dt.datetime | None = None, accepted: str = "") -> list[dict]:
-    """Append the current head of every registered chain (one signed JSON line each).
+def heads_export(*, now: dt.datetime | None = None, accepted: str = "", store: HeadStore | None = None) -> list[dict]:
+    """Append the current head of every registered chain (one signed JSON line each) to the store.
 
     ``accepted`` (a reason, e.g. "restored the 2026-11-30 backup, ticket 812") marks heads a person
     accepted although they do not extend the previous export; the newest line per head counts.
+    The heads are read first (no transaction stays open); then the store is written
+    (:class:`~audit.head_stores.HeadStoreUnavailable`, an ``OSError``, when it cannot be).
     """
     now = now or timezone.now()
     lines = []
@@ -156,37 +164,53 @@ def heads_export(*, now: dt.datetime | None = None, accepted: str = "") -> list[
             lines.append(record)
     if not lines:
         return []
-    directory = heads_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"chain-heads-{now:%Y-%m}.jsonl"
-    # Append only: earlier lines are never rewritten (the directory may be append-only itself).
-    with open(path, "a", encoding="utf-8") as out:
-        out.write("".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in lines))
-        out.flush()
+    store = store or head_store()
+    text = "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in lines)
+    store.append(text, now=now, sequence=max(int(r["seq"] or 0) for r in lines))
     return lines
 
 
-def heads_exported() -> tuple[dict[str, dict], list[ChainProblem]]:
-    """The newest exported line per head key, and problems with the export files themselves."""
+def heads_exported(*, store: HeadStore | None = None) -> tuple[dict[str, dict], list[ChainProblem]]:
+    """The newest exported line per head key, and problems with the exports themselves.
+
+    Raises ``OSError`` (:class:`~audit.head_stores.HeadStoreUnavailable`) when the store cannot be
+    read and ``ValueError`` when ``MAMORU_CHAIN_HEADS_URL`` is wrong.
+    """
     found: dict[str, dict] = {}
     problems: list[ChainProblem] = []
-    directory = heads_dir()
-    if not directory.is_dir():
-        return found, problems
-    for path in sorted(directory.glob("chain-heads-*.jsonl")):
-        with open(path, encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                try:
-                    record = json.loads(line)
-                    valid = hmac.compare_digest(str(record.get("sig", "")), _signature(record))
-                except (ValueError, AttributeError, TypeError):
-                    valid, record = False, {}
-                if not valid:
-                    problems.append(ChainProblem(None, None, "export_signature",
-                                                 f"{path.name} line {number} is not a valid signed head"))
-                    continue
-                found[record["key"]] = record
+    store = store or head_store()
+    for document in store.documents():
+        for number, line in enumerate(document.text.splitlines(), 1):
+            try:
+                record = json.loads(line)
+                valid = hmac.compare_digest(str(record.get("sig", "")), _signature(record))
+            except (ValueError, AttributeError, TypeError):
+                valid, record = False, {}
+            if not valid:
+                problems.append(ChainProblem(None, None, "export_signature",
+                                             f"{document.name} line {number} is not a valid signed head"))
+                continue
+            if document.stamp is not None and _exported_at(record) != document.stamp:
+                # a valid old export copied under a newer name must not pass for the newest heads
+                problems.append(ChainProblem(None, None, "export_signature",
+                                             f"{document.name} line {number} was exported at "
+                                             f"{record.get('exported_at')}, not at the time its name states"))
+                continue
+            found[record["key"]] = record
     return found, problems
+
+
+def _exported_at(record: dict) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(record.get("exported_at"))).astimezone(dt.UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _store_problem(kind: str, action: str, store: HeadStore | None, exc: Exception) -> ChainProblem:
+    where = store.describe() if store is not None else "the configured head store"
+    reason = str(exc) if isinstance(exc, HeadStoreUnavailable | HeadStoreMisconfigured) else type(exc).__name__
+    return ChainProblem(None, None, kind, f"the heads could not be {action} {where}: {reason}")
 
 
 def heads_compare(*, exported: dict[str, dict] | None = None) -> list[ChainProblem]:
@@ -297,7 +321,13 @@ def chains_verify(*, full: bool = False, export: bool = True, notify: bool = Tru
                              "ok": not result.problems, "position": result.position if not result.problems else None,
                              "from": positions.get(name)}
     accepting = bool(accept) and not found  # never accept heads over a chain broken in itself
-    exported, export_problems = heads_exported()
+    store: HeadStore | None = None
+    try:  # network or file I/O: outside every transaction (and before the run is written)
+        store = head_store()
+        exported, export_problems = heads_exported(store=store)
+    except (OSError, ValueError) as exc:  # the protection against truncation is off: say so like a break
+        logger.exception("could not read the exported chain heads")
+        exported, export_problems = {}, [_store_problem("export_unreadable", "read from", store, exc)]
     with snapshot():
         compared = _heads_compare(exported)
     accepted = compared if accepting else []
@@ -315,14 +345,15 @@ def chains_verify(*, full: bool = False, export: bool = True, notify: bool = Tru
     written = False
     if accepting or (ok and export):
         try:
-            heads_export(accepted=accept if accepting else "")
+            if store is None:
+                store = head_store()
+            heads_export(accepted=accept if accepting else "", store=store)
             written = True
             if accepting:
                 logger.warning("chain heads accepted (%d exported head(s) replaced): %s", len(accepted), accept)
-        except OSError as exc:  # the protection against truncation is off: say so like a break
+        except (OSError, ValueError) as exc:  # the protection against truncation is off: say so like a break
             logger.exception("could not export the chain heads")
-            problem = ChainProblem(None, None, "export_failed",
-                                   f"the heads could not be written to {heads_dir()}: {type(exc).__name__}")
+            problem = _store_problem("export_failed", "written to", store, exc)
             found.append(("exports", problem))
             run.ok, run.problem_count = False, len(found)
             run.problems = [*run.problems, {"chain": "exports", "seq": None, "kind": problem.kind,

@@ -560,6 +560,12 @@ CELERY_BEAT_SCHEDULE["audit-exports-purge"] = {"task": "audit.exports_purge", "s
 # Scheduled verification of the audit and consent chains (audit.verification): incremental every
 # 10 minutes (then the signed heads are appended to MAMORU_CHAIN_HEADS_DIR), from the start daily.
 MAMORU_CHAIN_HEADS_DIR = env("MAMORU_CHAIN_HEADS_DIR", default=str(VAR_DIR / "chain-heads"))
+# Where the heads go (audit.head_stores): empty or file:///path = the directory above;
+# s3://bucket/prefix?endpoint=https://...&region=... = S3-compatible object storage (keys from the
+# standard AWS variables), one new object per export, retention-locked when the bucket has Object Lock.
+MAMORU_CHAIN_HEADS_URL = env("MAMORU_CHAIN_HEADS_URL", default="")
+MAMORU_CHAIN_HEADS_RETENTION_DAYS = env.int("MAMORU_CHAIN_HEADS_RETENTION_DAYS", default=400)
+MAMORU_CHAIN_HEADS_LOCK_MODE = env("MAMORU_CHAIN_HEADS_LOCK_MODE", default="COMPLIANCE")
 CELERY_BEAT_SCHEDULE["audit-chains-verify"] = {
     "task": "audit.chains_verify", "schedule": env.float("MAMORU_CHAIN_VERIFY_SECONDS", default=600.0),
 }

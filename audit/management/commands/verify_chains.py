@@ -11,7 +11,8 @@ class Command(BaseCommand):
     help = (
         "Verify every registered evidence chain (audit log, consent events and consent state) as the "
         "scheduled job does: continue from the last clean run, or --full from the start; compare the "
-        "database with the signed heads exported to MAMORU_CHAIN_HEADS_DIR; record the run (shown on "
+        "database with the signed heads exported to the head store (MAMORU_CHAIN_HEADS_URL: a directory, "
+        "MAMORU_CHAIN_HEADS_DIR by default, or S3-compatible object storage); record the run (shown on "
         "the dashboard), e-mail the DPO group on a break, and append the current heads when all is "
         "clean. Exit status 1 on any problem."
     )
