@@ -153,7 +153,11 @@ def _digest(data) -> str:
 
 def node_spec_hash(store: StoreSpec, collection: CollectionSpec) -> str:
     """What a node's work depends on: the store type and the collection as mapped."""
-    return _digest({"type": store.type, "collection": asdict(collection)})[:32]
+    data = asdict(collection)
+    for key in ("after", "erase_after"):  # absent before they existed: keep earlier plans' hashes
+        if not data.get(key):
+            data.pop(key, None)
+    return _digest({"type": store.type, "collection": data})[:32]
 
 
 def datamap_version(specs: list[StoreSpec]) -> str:
@@ -213,7 +217,8 @@ def _plan_rows(request: DataSubjectRequest, specs: list[StoreSpec]) -> list[dict
         add(TaskPhase.CONSENT, "mamoru.consent", [])
     else:
         for node in order:
-            add(TaskPhase.ACCESS, node, [f"access:{link.parent}" for link in graph.parents(node)])
+            add(TaskPhase.ACCESS, node, [f"access:{link.parent}" for link in graph.parents(node)]
+                + [f"access:{first}" for first in graph.waits_for(node, "after")])
     if kind in {RequestType.ACCESS, RequestType.PORTABILITY}:
         add(TaskPhase.PACKAGE, "package", [f"access:{n}" for n in order])
     elif kind == RequestType.ERASURE:
@@ -221,7 +226,8 @@ def _plan_rows(request: DataSubjectRequest, specs: list[StoreSpec]) -> list[dict
             store = by_key[graph.nodes[node].store]
             add(TaskPhase.ERASURE, node,
                 [f"access:{node}"] + [f"erasure:{link.child}" for link in graph.children(node)
-                                      if _same_database(by_key[graph.nodes[link.child].store], store)])
+                                      if _same_database(by_key[graph.nodes[link.child].store], store)]
+                + [f"erasure:{first}" for first in graph.waits_for(node, "erase_after")])
         for node in order:
             add(TaskPhase.VERIFY, node, [f"erasure:{node}"])
     elif kind == RequestType.RECTIFICATION:

@@ -3,7 +3,9 @@
 Nodes are collections (``store.collection``). A field that ``references`` another collection's
 field makes that collection its *parent*: the child is found with values read from the parent.
 Seeds are collections with an identity field. Access runs parents before children; erasure runs
-children before parents, so that a parent protected by foreign keys is changed last.
+children before parents, so that a parent protected by foreign keys is changed last. A
+collection's ``after`` / ``erase_after`` (imported from Fides' ``fides_meta``) add ordering
+without data: its access (erasure) waits for theirs.
 """
 
 from __future__ import annotations
@@ -49,6 +51,23 @@ class DataMapGraph:
                         self._bad_refs.append((path, f"reference {ref!r}: collection has no field {parts[2]!r}"))
                         continue
                     self.links.append(Link(target.address, parts[2], node.address, f.name))
+        #: (kind, first, then): ``then``'s access (kind "after") or erasure ("erase_after") waits.
+        self.orderings: list[tuple[str, str, str]] = []
+        for node in self.nodes.values():
+            for kind in ("after", "erase_after"):
+                for first in getattr(node, kind, []) or []:
+                    path = ("stores", node.store, "collections", node.name, kind)
+                    if first not in self.nodes:
+                        self._bad_refs.append((path, f"{kind} {first!r}: no collection {first} "
+                                                     "(write 'store.collection')"))
+                    elif first == node.address:
+                        self._bad_refs.append((path, f"{kind}: a collection cannot wait for itself"))
+                    else:
+                        self.orderings.append((kind, first, node.address))
+
+    def waits_for(self, address: str, kind: str) -> list[str]:
+        """The collections whose access (``after``) or erasure (``erase_after``) runs first."""
+        return [first for k, first, then in self.orderings if k == kind and then == address]
 
     def parents(self, address: str) -> list[Link]:
         return [link for link in self.links if link.child == address]
@@ -97,6 +116,16 @@ class DataMapGraph:
         for address, node in self.nodes.items():
             if any(link.parent == address for link in self.parents(address)):
                 problems.append((("stores", node.store, "collections", node.name), "a collection may not reference itself"))
+        for kind in ("after", "erase_after"):
+            edges = [(first, then) for k, first, then in self.orderings if k == kind]
+            if kind == "after":
+                edges += [(link.parent, link.child) for link in self.links]
+            else:
+                edges += [(link.child, link.parent) for link in self.links]
+            if edges and any(k == kind for k, _, _ in self.orderings) and _topological(self.nodes, edges) is None:
+                node = self.nodes[next(then for k, _, then in self.orderings if k == kind)]
+                problems.append((("stores", node.store, "collections", node.name, kind),
+                                 f"{ERR_CYCLE}: the '{kind}' ordering and the references wait for each other"))
         for cycle in self.cycles():
             if len(set(cycle)) > 1:
                 first = self.nodes[cycle[0]]
@@ -111,7 +140,13 @@ class DataMapGraph:
         return problems
 
     def access_order(self) -> list[str]:
-        """Topological order, parents first (stable by name)."""
+        """Topological order, parents first (stable by name); ``after`` ordering respected."""
+        if any(k == "after" for k, _, _ in self.orderings):
+            edges = [(link.parent, link.child) for link in self.links]
+            edges += [(first, then) for k, first, then in self.orderings if k == "after"]
+            order = _topological(self.nodes, edges)
+            if order is not None:
+                return order
         indegree = {a: 0 for a in self.nodes}
         for link in self.links:
             indegree[link.child] += 1
@@ -128,6 +163,13 @@ class DataMapGraph:
         return order
 
     def erasure_order(self) -> list[str]:
+        """Children before parents; ``erase_after`` ordering respected."""
+        if any(k == "erase_after" for k, _, _ in self.orderings):
+            edges = [(link.child, link.parent) for link in self.links]
+            edges += [(first, then) for k, first, then in self.orderings if k == "erase_after"]
+            order = _topological(self.nodes, edges)
+            if order is not None:
+                return order
         return list(reversed(self.access_order()))
 
     def levels(self) -> dict[str, int]:
@@ -180,3 +222,24 @@ class DataMapGraph:
             )
         parts.append("</svg>")
         return "".join(parts)
+
+
+def _topological(nodes, edges: list[tuple[str, str]]) -> list[str] | None:
+    """Nodes with every ``(first, then)`` edge respected, stable by name; None on a cycle."""
+    indegree = {a: 0 for a in nodes}
+    after: dict[str, list[str]] = defaultdict(list)
+    for first, then in set(edges):
+        if first in indegree and then in indegree:
+            indegree[then] += 1
+            after[first].append(then)
+    ready = sorted(a for a, d in indegree.items() if d == 0)
+    order = []
+    while ready:
+        node = ready.pop(0)
+        order.append(node)
+        for then in after[node]:
+            indegree[then] -= 1
+            if indegree[then] == 0:
+                ready.append(then)
+                ready.sort()
+    return order if len(order) == len(indegree) else None

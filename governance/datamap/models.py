@@ -59,6 +59,9 @@ class Collection(models.Model):
     name = models.CharField(_("name"), max_length=64)
     description = models.TextField(_("description"), blank=True, default="")
     options = models.JSONField(_("connector options"), default=dict, blank=True)
+    # Ordering without data (Fides' fides_meta after / erase_after): store.collection addresses.
+    after = models.JSONField(_("access after"), default=list, blank=True)
+    erase_after = models.JSONField(_("erase after"), default=list, blank=True)
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -74,6 +77,7 @@ class Collection(models.Model):
         return CollectionSpec(
             store=self.store.key, name=self.name, description=self.description,
             options=dict(self.options), fields=[f.to_spec() for f in self.fields.all()],
+            after=list(self.after), erase_after=list(self.erase_after),
         )
 
 

@@ -142,7 +142,7 @@ def _store_save(spec: StoreSpec, *, filename: str, actor) -> Store:
     for cpos, cspec in enumerate(spec.collections):
         collection = Collection.objects.create(
             store=store, name=cspec.name, description=cspec.description, options=cspec.options,
-            position=cpos,
+            after=list(cspec.after), erase_after=list(cspec.erase_after), position=cpos,
         )
         Field.objects.bulk_create(
             [

@@ -24,7 +24,7 @@ KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")
 STORE_KEYS = {
     "type", "name", "description", "connection", "secrets", "retry", "collections", "workspaces", "shared",
 }
-COLLECTION_KEYS = {"description", "fields", "options"}
+COLLECTION_KEYS = {"description", "fields", "options", "after", "erase_after"}
 FIELD_KEYS = {
     "category", "identity", "namespace", "primary_key", "references", "strategy",
     "strategy_options", "legal_basis", "retention", "description", "format",
@@ -101,6 +101,10 @@ class CollectionSpec:
     fields: list[FieldSpec]
     description: str = ""
     options: dict = field(default_factory=dict)
+    #: ``store.collection`` addresses whose access runs first (no data flows; ordering only).
+    after: list[str] = field(default_factory=list)
+    #: ``store.collection`` addresses whose erasure runs first.
+    erase_after: list[str] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -386,6 +390,14 @@ def datamap_read(text: str, *, filename: str = "<datamap>") -> tuple[list[StoreS
                     for message in strategy_options_problems(spec.effective_strategy, spec.strategy_options):
                         add(fpath + ("strategy_options",), message)
                 fields.append(spec)
+            order = {}
+            for key in ("after", "erase_after"):
+                value = craw.get(key, [])
+                value = [value] if isinstance(value, str) else value
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    add(cpath + (key,), "must be a list of 'store.collection'")
+                    value = []
+                order[key] = [str(v) for v in value]
             if any(f.effective_strategy for f in fields) and not any(f.primary_key for f in fields):
                 add(cpath + ("fields",), "a collection with erasure strategies needs a primary_key field "
                     "(rows are changed and verified by key)")
@@ -394,6 +406,7 @@ def datamap_read(text: str, *, filename: str = "<datamap>") -> tuple[list[StoreS
                     store=str(store_key), name=str(coll_name), fields=fields,
                     description=str(craw.get("description") or ""),
                     options=craw.get("options") if isinstance(craw.get("options"), dict) else {},
+                    after=order["after"], erase_after=order["erase_after"],
                 )
             )
         stores.append(

@@ -39,9 +39,12 @@ DATA_CATEGORIES: dict[str, object] = {
     "system.operations": _("Operational data"),
 }
 
-# Which categories are "sensitive" (CCPA §7027 / GDPR Art. 9 flavoured), used for labels only.
+# Which categories are "sensitive": special categories (GDPR Art. 9/10), APPI 要配慮個人情報
+# (race, creed, medical history, criminal record) and CCPA §7027-flavoured ones; labels and reports.
 SENSITIVE_PREFIXES = ("user.health_and_medical", "user.government_id", "user.sensitive",
-                      "user.financial.bank_account")
+                      "user.financial.bank_account", "user.demographic.race_ethnicity",
+                      "user.demographic.religious_belief", "user.demographic.political_opinion",
+                      "user.demographic.sexual_orientation")
 
 IDENTITY_KINDS = ("email", "phone", "customer_id", "browser_id")
 
@@ -56,6 +59,11 @@ def category_is_known(code: str) -> bool:
 
 def category_is_personal(code: str) -> bool:
     return code == "user" or code.startswith("user.")
+
+
+def category_is_sensitive(code: str) -> bool:
+    """Whether ``code`` is a special category / 要配慮個人情報 (or a child of one)."""
+    return any(code == p or code.startswith(p + ".") for p in SENSITIVE_PREFIXES)
 
 
 def category_label(code: str) -> str:
