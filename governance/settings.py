@@ -241,6 +241,8 @@ X_FRAME_OPTIONS = "DENY"
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402
 
 CONTENT_SECURITY_POLICY = {
+    # JSON answers need no policy (and the consent check's fast path answers without one).
+    "EXCLUDE_URL_PREFIXES": ["/api/v1/"],
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],
