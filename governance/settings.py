@@ -107,7 +107,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): second factor entered
+    "governance.access.middleware.VerifiedUserMiddleware",  # django-otp's OTPMiddleware: is_verified()
     "django.contrib.messages.middleware.MessageMiddleware",
     "governance.access.middleware.SessionTimeoutMiddleware",  # idle and absolute session limits
     "governance.access.middleware.MfaGateMiddleware",  # admin: second factor before anything else

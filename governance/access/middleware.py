@@ -7,6 +7,7 @@ in DRF authentication (:class:`governance.access.authentication.VerifiedSessionA
 from __future__ import annotations
 
 import time
+import weakref
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.dispatch import receiver
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django_otp.middleware import OTPMiddleware
 
 from governance.access.mfa import mfa_blocks, totp_has_device
 
@@ -24,6 +26,24 @@ SESSION_STARTED = "mamoru_session_started"
 SESSION_SEEN = "mamoru_session_seen"
 # The last-seen stamp is rewritten at most this often (no session write per request).
 SEEN_RESOLUTION_SECONDS = 60
+
+
+class VerifiedUserMiddleware(OTPMiddleware):
+    """django-otp's ``OTPMiddleware`` (``request.user.otp_device``, ``request.user.is_verified()``)
+    without its reference cycle: django-otp binds ``is_verified`` to the user with a
+    ``functools.partial`` (user → partial → user), which left every request, anonymous ones too, to
+    the cyclic garbage collector (see ``governance.api.middleware.ReleaseRequestMiddleware``)."""
+
+    @staticmethod
+    def _init_user_fields(user):
+        user.otp_device = None
+        user_ref = weakref.ref(user)
+
+        def is_verified() -> bool:
+            current = user_ref()
+            return current is not None and current.otp_device is not None
+
+        user.is_verified = is_verified
 
 
 @receiver(user_logged_in, dispatch_uid="mamoru.session_started")

@@ -2,8 +2,10 @@
 
 A request authenticated by a token has the permissions of its user *within* the token's scopes.
 The scopes are checked where every permission is checked (``user.has_perm`` through
-:class:`TokenScopeBackend`), so a token without ``reveal`` cannot reveal even for a DPO, and a
-token that may only read cannot send an unsafe request at all (:func:`token_scope_refusal`).
+:class:`TokenScopeBackend`), so a token without ``reveal`` cannot reveal even for a DPO; every
+export also asks for ``export`` (:func:`user_has_scope`). Reads sent as POST (searches with
+identities in the body) need only ``read``: what a request may do follows from the permissions it
+uses, not from its method.
 
 ========  ==================================================================================
 scope     permissions it lets through
@@ -38,7 +40,6 @@ ALL_SCOPES = frozenset(TokenScope.values)
 DEFAULT_SCOPES = (READ,)
 # Apps whose changes administer who may do what.
 ACCOUNT_APPS = frozenset({"auth", "access", "otp_totp", "axes", "guardian"})
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SCOPES_ATTRIBUTE = "_mamoru_token_scopes"
 
 
@@ -83,16 +84,6 @@ def user_has_scope(user, scope: str) -> bool:
     """Does this request's user carry ``scope``? (Sessions carry every scope: roles limit them.)"""
     scopes = getattr(user, SCOPES_ATTRIBUTE, None)
     return scopes is None or scope in scopes
-
-
-def token_scope_refusal(user, method: str) -> str | None:
-    """Why a token-authenticated request is refused outright, or None (a read-only token writes)."""
-    scopes = getattr(user, SCOPES_ATTRIBUTE, None)
-    if scopes is None or method.upper() in SAFE_METHODS:
-        return None
-    if scopes & {WRITE, REVEAL, EXPORT, ADMIN}:
-        return None
-    return WRITE
 
 
 class TokenScopeBackend:

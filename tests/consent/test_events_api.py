@@ -136,11 +136,15 @@ def test_rate_limit_per_key(site, browser):
 
 
 def test_staff_token_with_workspace(role_users, workspaces, purposes, api_client):
-    api_client.force_authenticate(role_users["marketing"])
+    from governance.access.tokens import api_token_create
+
+    _token, marketing = api_token_create(user=role_users["marketing"], name="crm")
+    _token, auditor = api_token_create(user=role_users["auditor"], name="audit")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {marketing}")
     result = api_client.get(CHECK, {"identity_kind": "email", "identity_value": "a@example.com",
                                     "purpose": "analytics", "workspace": "shop-eu"})
     assert result.status_code == 200 and result.json()["allowed"] is False
-    api_client.force_authenticate(role_users["auditor"])
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {auditor}")
     assert api_client.get(CHECK, {"identity_kind": "email", "identity_value": "a@example.com",
                                   "purpose": "analytics", "workspace": "shop-eu"}).status_code == 403
 

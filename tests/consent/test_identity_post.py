@@ -84,7 +84,10 @@ def test_post_state_answers_as_get_does(server, keys):
 
 
 def test_staff_post_state_names_the_workspace_in_the_body(api_client, role_users, workspaces, purposes):
-    api_client.force_authenticate(role_users["dpo"])
+    from governance.access.tokens import api_token_create
+
+    _token, secret = api_token_create(user=role_users["dpo"], name="crm", scopes=["read"])
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     query = {"identity_kind": "email", "identity_value": "nobody@example.jp"}
     posted = api_client.post(STATE, {**query, "workspace": workspaces[0].slug}, format="json")
     got = api_client.get(STATE, {**query, "workspace": workspaces[0].slug})
