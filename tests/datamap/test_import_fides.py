@@ -289,3 +289,57 @@ def test_imported_saas_config_serves_access_and_erasure(tmp_path, monkeypatch, m
     assert erasure.status == RequestStatus.COMPLETED, erasure.attention_reason
     assert sorted(app.members) == ["m2", "m4"]
     assert sorted(app.notes) == ["n4", "n5"]
+
+
+class _TokenApi:
+    """An OAuth2 client-credentials API: /oauth/token issues tokens, /things wants the newest."""
+
+    def __init__(self):
+        self.issued: list[str] = []
+        self.seen: list[tuple[str, str | None]] = []
+
+    def __call__(self, environ, start_response):
+        path = environ["PATH_INFO"]
+        header = environ.get("HTTP_AUTHORIZATION")
+        self.seen.append((path, header))
+        if path == "/oauth/token":
+            form = parse_qs(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode())
+            if form.get("client_secret") != ["s3cret"] or form.get("grant_type") != ["client_credentials"]:
+                return MailingEmulator._json(start_response, "401 Unauthorized", {"error": "invalid_client"})
+            self.issued.append(f"tok{len(self.issued) + 1}")
+            return MailingEmulator._json(start_response, "200 OK", {"access_token": self.issued[-1]})
+        if header != f"Bearer {self.issued[-1] if self.issued else ''}" or len(self.issued) < 2:
+            return MailingEmulator._json(start_response, "401 Unauthorized", {"error": "expired"})
+        return MailingEmulator._json(start_response, "200 OK", {"ok": True})
+
+
+def _serve(app):
+    server = make_server("127.0.0.1", 0, app, server_class=_Server, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_oauth2_client_credentials_token_refreshed_after_401_and_kept_to_its_origin():
+    import httpx
+
+    from dsr.connectors.http_auth import StoreAuth
+
+    api, other = _TokenApi(), _TokenApi()
+    servers = [_serve(api), _serve(other)]
+    try:
+        base = f"http://127.0.0.1:{servers[0].server_address[1]}"
+        auth = StoreAuth({"type": "oauth2_client_credentials", "token_path": "/oauth/token",
+                          "client_id": "{client_id}", "client_secret": "{client_secret}"},
+                         settings={"client_id": "mamoru", "client_secret": "s3cret"}, base_url=base)
+        with httpx.Client(auth=auth) as client:
+            # the first token is refused as expired: a new one is fetched once and the call repeated
+            assert client.get(f"{base}/things").json() == {"ok": True}
+            assert api.issued == ["tok1", "tok2"]
+            assert [p for p, _ in api.seen] == ["/oauth/token", "/things", "/oauth/token", "/things"]
+            # another origin never sees the token
+            client.get(f"http://127.0.0.1:{servers[1].server_address[1]}/things")
+        assert other.seen == [("/things", None)]
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
