@@ -580,13 +580,13 @@ def _node_run_once(task_id: int) -> tuple[str, int | None]:
         if task.attempts < task.max_attempts:
             status = TaskStatus.RETRY_WAIT
             retry_in = min(task.backoff_seconds * (2 ** (task.attempts - 1)), task.max_backoff_seconds)
+            retry_in = max(retry_in, getattr(exc, "retry_after", None) or 0)  # the store's Retry-After
         else:
             status = TaskStatus.FAILED
             error = f"gave up after {task.attempts} attempts: {error}"
     except NodeFailed as exc:
         status, error, outcome = TaskStatus.FAILED, str(exc), dict(exc.outcome)
     except StoreError as exc:
-            retry_in = max(retry_in, getattr(exc, "retry_after", None) or 0)  # the store's Retry-After
         status, error = TaskStatus.FAILED, str(exc)
     except Exception as exc:  # noqa: BLE001 - a bug must surface as a failed node, not a lost one
         logger.exception("DSR node %s crashed", task.key)
