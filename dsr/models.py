@@ -87,6 +87,13 @@ class DataSubjectRequest(models.Model):
     reminded_at = models.DateTimeField(_("reminder sent"), null=True, blank=True)
     rejection_reason = models.TextField(_("rejection reason"), blank=True, default="")
     attention_reason = models.TextField(_("needs attention because"), blank=True, default="")
+    # The staff member working the request ("my queue"); anyone with the change permission.
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="assigned_dsr_requests", verbose_name=_("assigned to"))
+    # While we wait for the person's answer to "we need more information" and the law lets the
+    # clock stop (dsr.deadlines.clock_pauses): since when. Their reply moves due_at by the pause.
+    paused_at = models.DateTimeField(_("clock paused since"), null=True, blank=True)
+    pause_reason = models.CharField(_("clock paused for"), max_length=16, blank=True, default="")
     keep_until = models.DateTimeField(_("record kept until"), null=True, blank=True)
 
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
@@ -198,6 +205,76 @@ class RequestEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class RequestNote(models.Model):
+    """An internal note on a request (never sent to the person).
+
+    Free text: ``text`` holds it masked (audit.freetext); when anything was masked the full text
+    is sealed in ``text_enc`` under the request's data key, so it dies with the request's data.
+    """
+
+    request = models.ForeignKey(DataSubjectRequest, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+", verbose_name=_("author"))
+    created_at = models.DateTimeField(_("written"), auto_now_add=True)
+    text = models.TextField(_("note"))
+    text_enc = models.JSONField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("internal note")
+        verbose_name_plural = _("internal notes")
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on DSR {str(self.request_id)[:8]}"
+
+
+class MessageDirection(models.TextChoices):
+    OUTBOUND = "outbound", _("To the requester")
+    INBOUND = "inbound", _("From the requester")
+
+
+class MessageKind(models.TextChoices):
+    MESSAGE = "message", _("Message")
+    MORE_INFORMATION = "more_information", _("We need more information")
+    REPLY = "reply", _("Reply")
+
+
+class InformationReason(models.TextChoices):
+    IDENTITY = "identity", _("to confirm the person's identity")
+    SCOPE = "scope", _("to understand what the request covers")
+
+
+class RequestMessage(models.Model):
+    """A message between staff and the person who asked, in the request's language.
+
+    The body is free text: masked in ``body``, sealed in full under the request's data key in
+    ``body_enc`` when anything was masked (it dies with the request's data).
+    """
+
+    request = models.ForeignKey(DataSubjectRequest, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(_("direction"), max_length=16, choices=MessageDirection.choices)
+    kind = models.CharField(_("kind"), max_length=24, choices=MessageKind.choices, default=MessageKind.MESSAGE)
+    info_reason = models.CharField(_("information needed"), max_length=16, choices=InformationReason.choices,
+                                   blank=True, default="")
+    body = models.TextField(_("message"))
+    body_enc = models.JSONField(null=True, blank=True, editable=False)
+    language = models.CharField(_("language"), max_length=8, default="en")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+", verbose_name=_("author"))
+    created_at = models.DateTimeField(_("written"), auto_now_add=True)
+    paused_clock = models.BooleanField(_("paused the clock"), default=False)
+    resumed_clock = models.BooleanField(_("resumed the clock"), default=False)
+    delivered = models.BooleanField(_("e-mailed"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.kind} {self.pk} on DSR {str(self.request_id)[:8]}"
 
 
 class AccessPackage(models.Model):

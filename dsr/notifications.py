@@ -15,17 +15,36 @@ def _language(locale: str) -> str:
     return "ja" if (locale or "").lower().startswith("ja") else "en"
 
 
-def _send(*, template: str, to: list[str], language: str, context: dict) -> None:
+def _render(*, template: str, language: str, context: dict) -> tuple[str, str]:
     with translation.override(language):
         text = render_to_string(f"dsr/mail/{template}.txt", context).strip()
     subject, _sep, body = text.partition("\n")
-    send_mail(subject.strip(), body.strip() + "\n", settings.DEFAULT_FROM_EMAIL, to, fail_silently=False)
+    return subject.strip(), body.strip() + "\n"
+
+
+def _send(*, template: str, to: list[str], language: str, context: dict) -> None:
+    subject, body = _render(template=template, language=language, context=context)
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=False)
+
+
+def _subject_context(request: DataSubjectRequest, context: dict) -> dict:
+    return {"request": request, "short_id": str(request.id)[:8], **context}
 
 
 def mail_subject(*, request: DataSubjectRequest, template: str, **context) -> None:
     """Write to the requester in the request's language."""
     _send(template=template, to=[request.email], language=_language(request.locale),
-          context={"request": request, "short_id": str(request.id)[:8], **context})
+          context=_subject_context(request, context))
+
+
+def mail_subject_render(*, request: DataSubjectRequest, template: str, **context) -> dict:
+    """Exactly what :func:`mail_subject` would send (subject, body, language), for a preview.
+
+    The same template, context and language: the preview is the e-mail, not a description of it.
+    """
+    language = _language(request.locale)
+    subject, body = _render(template=template, language=language, context=_subject_context(request, context))
+    return {"subject": subject, "body": body, "language": language, "from": settings.DEFAULT_FROM_EMAIL}
 
 
 def staff_language(user) -> str:

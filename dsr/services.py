@@ -1,4 +1,5 @@
-"""Data-subject request use cases: submit, verify, approve, deny, extend, retry, complete.
+"""Data-subject request use cases: submit, verify, approve, deny, extend, retry, complete; and
+the team's work on a request: assign, notes, messages to and from the person (paused clock).
 
 Each use case runs in one transaction, records a timeline event and an audit entry inside it,
 and sends mail only after commit.
@@ -29,6 +30,11 @@ from dsr.models import (
     OPEN_STATUSES,
     Channel,
     DataSubjectRequest,
+    InformationReason,
+    MessageDirection,
+    MessageKind,
+    RequestMessage,
+    RequestNote,
     RequestStatus,
     RequestTask,
     RequestType,
@@ -362,8 +368,10 @@ def dsr_request_deny(*, request: DataSubjectRequest, actor, reason: str) -> Data
         event_add(request, "rejected", "rejected with reasons (Art. 12(4))", actor=actor)
         change_record(actor=actor, obj=request, action=UPDATE, fields=["status", "rejection_reason"],
                       note=f"rejected: {reason.strip()}")
-        transaction.on_commit(lambda: mail_subject(request=request, template="rejected", reason=reason.strip(),
-                                                   type_label=_type_label(request)))
+        request.paused_at, request.pause_reason = None, ""
+        request.save(update_fields=["paused_at", "pause_reason"])
+        mail = _deny_mail(request, reason)
+        transaction.on_commit(lambda: mail_subject(request=request, **mail))
         # After the mail (it needs the e-mail address): files deleted, data key shredded.
         _data_destroy_on_commit(request)
     return request
@@ -390,9 +398,8 @@ def dsr_request_extend(*, request: DataSubjectRequest, actor, reason: str) -> Da
         event_add(request, "extended", f"deadline extended to {request.due_at:%Y-%m-%d}", actor=actor)
         change_record(actor=actor, obj=request, action=UPDATE, fields=["due_at", "extension_reason"],
                       note=f"extended: {reason.strip()}")
-        due = request.due_at
-        transaction.on_commit(lambda: mail_subject(request=request, template="extended", reason=reason.strip(),
-                                                   due=due, type_label=_type_label(request)))
+        mail = _extend_mail(request, reason, due=request.due_at)
+        transaction.on_commit(lambda: mail_subject(request=request, **mail))
     return request
 
 
@@ -587,7 +594,7 @@ def dsr_deadline_reminders(*, within_days: int | None = None) -> int:
     within = within_days if within_days is not None else getattr(settings, "MAMORU_DSR_REMIND_DAYS", 7)
     now = timezone.now()
     due = DataSubjectRequest.objects.filter(
-        status__in=OPEN_STATUSES - {RequestStatus.PENDING_VERIFICATION}, reminded_at=None,
+        status__in=OPEN_STATUSES - {RequestStatus.PENDING_VERIFICATION}, reminded_at=None, paused_at=None,
         due_at__lte=now + timedelta(days=within),
     )
     count = 0
@@ -662,3 +669,210 @@ def dsr_records_purge(*, now=None) -> int:
             envelope.data_key_destroy(dek_id=request.data_key_id)
             request.delete()
     return len(expired)
+
+
+# --- team work: assignee, internal notes, messages to and from the person ---------------------
+
+ERR_ASSIGNEE = "This person cannot be assigned requests (needs the change permission on requests)."
+ERR_NOTE = "Write a note (1 to 4,000 characters)."
+ERR_MESSAGE = "Write a message (1 to 4,000 characters)."
+ERR_INFO_REASON = "Say what the information is needed for (identity or scope)."
+ERR_CLOSED = "The request is closed: nothing more can be sent about it."
+ERR_NOT_WAITING = "We are not waiting for information from you on this request."
+MAX_TEXT = 4000
+
+
+def _deny_mail(request: DataSubjectRequest, reason: str) -> dict:
+    """The rejection e-mail's template and context (the same for the preview and the send)."""
+    return {"template": "rejected", "reason": (reason or "").strip(), "type_label": _type_label(request)}
+
+
+def _extend_mail(request: DataSubjectRequest, reason: str, *, due) -> dict:
+    return {"template": "extended", "reason": (reason or "").strip(), "due": due, "type_label": _type_label(request)}
+
+
+def _message_mail(request: DataSubjectRequest, *, kind: str, body: str, info_reason: str) -> dict:
+    from dsr.portal.views import request_token
+    from governance.links import absolute_link
+
+    pauses = kind == MessageKind.MORE_INFORMATION and deadlines.clock_pauses(
+        jurisdiction=request.jurisdiction, reason=info_reason)
+    reply_url = absolute_link(f"/privacy/r/{request_token(request)}/", base=request.public_base_url)
+    return {"template": "message", "kind": kind, "body": (body or "").strip(), "pauses": pauses,
+            "basis": deadlines.pause_basis(request.jurisdiction), "due": request.due_at,
+            "reply_url": reply_url, "type_label": _type_label(request)}
+
+
+def dsr_mail_preview(*, request: DataSubjectRequest, action: str, reason: str = "", body: str = "",
+                     kind: str = MessageKind.MESSAGE, info_reason: str = "") -> dict:
+    """Exactly the e-mail the person will receive if staff confirm ``action`` (deny, extend,
+    message): subject, body, language. Nothing is stored or sent."""
+    from dsr.notifications import mail_subject_render
+
+    if action == "deny":
+        mail = _deny_mail(request, reason)
+    elif action == "extend":
+        mail = _extend_mail(request, reason, due=deadlines.extended_due_at(jurisdiction=request.jurisdiction,
+                                                                            due=request.due_at))
+    elif action == "message":
+        mail = _message_mail(request, kind=kind, body=body, info_reason=info_reason)
+    else:
+        raise DsrInvalid(f"Unknown action {action!r}. Known: deny, extend, message", code="unknown_action")
+    return mail_subject_render(request=request, **mail)
+
+
+def dsr_assignable_users():
+    """Active staff who may work requests (change permission), for the assignee choice."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    perm = Permission.objects.filter(content_type__app_label="dsr", codename="change_datasubjectrequest")
+    return (get_user_model().objects.filter(is_active=True, is_staff=True)
+            .filter(Q(is_superuser=True) | Q(user_permissions__in=perm) | Q(groups__permissions__in=perm))
+            .distinct().order_by("username"))
+
+
+def _assign(request: DataSubjectRequest, *, actor, assignee, http_request=None) -> bool:
+    if (request.assignee_id or None) == (getattr(assignee, "pk", None)):
+        return False
+    request.assignee = assignee
+    request.save(update_fields=["assignee"])
+    who = getattr(assignee, "username", None)
+    event_add(request, "assigned", f"assigned to {who}" if who else "unassigned", actor=actor,
+              data={"assignee": who})
+    change_record(actor=actor, obj=request, action=UPDATE, fields=["assignee"], request=http_request,
+                  note=f"assigned to {who}" if who else "unassigned")
+    return True
+
+
+def _check_assignee(assignee) -> None:
+    if assignee is not None and not dsr_assignable_users().filter(pk=assignee.pk).exists():
+        raise DsrInvalid(ERR_ASSIGNEE, code="assignee_not_allowed")
+
+
+def dsr_request_assign(*, request: DataSubjectRequest, actor, assignee, http_request=None) -> DataSubjectRequest:
+    """Give the request to ``assignee`` (``None``: back to the team's queue)."""
+    _check_assignee(assignee)
+    with transaction.atomic():
+        request = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        _assign(request, actor=actor, assignee=assignee, http_request=http_request)
+    return request
+
+
+def dsr_requests_assign(*, requests, actor, assignee, http_request=None) -> int:
+    """Bulk assign: every request in one transaction (all or none); returns how many changed."""
+    _check_assignee(assignee)
+    changed = 0
+    with transaction.atomic():
+        for request in DataSubjectRequest.objects.select_for_update().filter(
+                pk__in=[r.pk for r in requests]).order_by("pk"):
+            changed += _assign(request, actor=actor, assignee=assignee, http_request=http_request)
+    return changed
+
+
+def _free_text(text: str, error: str, code: str) -> str:
+    text = (text or "").strip()
+    if not text or len(text) > MAX_TEXT:
+        raise DsrInvalid(error, code=code)
+    return text
+
+
+def dsr_note_add(*, request: DataSubjectRequest, actor, text: str, http_request=None) -> RequestNote:
+    """An internal note: stored masked, the full text sealed under the request's data key."""
+    from audit.freetext import freetext_protect
+
+    text = _free_text(text, ERR_NOTE, "note_invalid")
+    with transaction.atomic():
+        request = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        protected = freetext_protect(text, subject=request)
+        note = RequestNote.objects.create(request=request, author=actor if getattr(actor, "pk", None) else None,
+                                          text=protected.masked, text_enc=protected.sealed)
+        event_add(request, "note_added", "internal note added", actor=actor, data={"note": note.pk})
+        change_record(actor=actor, obj=request, action=UPDATE, fields=["notes"], request=http_request,
+                      note=f"internal note {note.pk} added", data={"note": note.pk})
+    return note
+
+
+def dsr_message_send(*, request: DataSubjectRequest, actor, body: str, kind: str = MessageKind.MESSAGE,
+                     info_reason: str = "", http_request=None) -> RequestMessage:
+    """E-mail the person who asked, in their language; "we need more information" pauses the
+    clock where the law allows (dsr.deadlines.clock_pauses) and the e-mail says whether it does."""
+    from audit.freetext import freetext_protect
+    from dsr.notifications import mail_subject
+
+    body = _free_text(body, ERR_MESSAGE, "message_invalid")
+    if kind not in {MessageKind.MESSAGE, MessageKind.MORE_INFORMATION}:
+        raise DsrInvalid(f"Unknown message kind. Known: {MessageKind.MESSAGE}, {MessageKind.MORE_INFORMATION}",
+                         code="unknown_message_kind")
+    if kind == MessageKind.MORE_INFORMATION and info_reason not in InformationReason.values:
+        raise DsrInvalid(ERR_INFO_REASON, code="info_reason_required")
+    info_reason = info_reason if kind == MessageKind.MORE_INFORMATION else ""
+    with transaction.atomic():
+        request = _locked(request, OPEN_STATUSES - {RequestStatus.PENDING_VERIFICATION})
+        mail = _message_mail(request, kind=kind, body=body, info_reason=info_reason)
+        pause = mail["pauses"] and request.paused_at is None
+        protected = freetext_protect(body, subject=request)
+        message = RequestMessage.objects.create(
+            request=request, direction=MessageDirection.OUTBOUND, kind=kind, info_reason=info_reason,
+            body=protected.masked, body_enc=protected.sealed, language=_language(request.locale),
+            author=actor if getattr(actor, "pk", None) else None, paused_clock=pause)
+        fields = ["messages"]
+        if pause:
+            request.paused_at, request.pause_reason = timezone.now(), info_reason
+            request.save(update_fields=["paused_at", "pause_reason"])
+            fields += ["paused_at"]
+            event_add(request, "clock_paused", f"clock paused: waiting for information ({info_reason}, "
+                      f"{deadlines.pause_basis(request.jurisdiction)})", actor=actor, data={"message": message.pk})
+        event_add(request, "message_sent", f"{kind} e-mailed to the requester", actor=actor,
+                  data={"message": message.pk, "kind": kind})
+        change_record(actor=actor, obj=request, action=UPDATE, fields=fields, request=http_request,
+                      note=f"{kind} sent to the requester", data={"message": message.pk, "paused": pause})
+
+        def deliver() -> None:
+            try:
+                mail_subject(request=request, **mail)
+            except MAIL_FAILURES as exc:
+                with transaction.atomic():
+                    RequestMessage.objects.filter(pk=message.pk).update(delivered=False)
+                    event_add(request, "message_not_sent", f"message {message.pk} could not be e-mailed "
+                              f"({type(exc).__name__})", data={"message": message.pk})
+                raise MailNotSent(str(_("The message could not be e-mailed; it is kept on the request."))) from None
+            RequestMessage.objects.filter(pk=message.pk).update(delivered=True)
+
+        transaction.on_commit(deliver)
+    return message
+
+
+def dsr_message_reply(*, request: DataSubjectRequest, body: str, http_request=None) -> RequestMessage:
+    """The person's answer from the portal; it resumes a paused clock (the deadline moves by the
+    time it stood still)."""
+    from audit.freetext import freetext_protect
+
+    body = _free_text(body, ERR_MESSAGE, "message_invalid")
+    with transaction.atomic():
+        request = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status not in OPEN_STATUSES - {RequestStatus.PENDING_VERIFICATION}:
+            raise InvalidTransition(ERR_CLOSED, code="request_closed")
+        if not request.messages.filter(direction=MessageDirection.OUTBOUND).exists():
+            raise InvalidTransition(ERR_NOT_WAITING, code="no_question_asked")
+        protected = freetext_protect(body, subject=request)
+        resumed = request.paused_at is not None
+        message = RequestMessage.objects.create(
+            request=request, direction=MessageDirection.INBOUND, kind=MessageKind.REPLY, body=protected.masked,
+            body_enc=protected.sealed, language=_language(request.locale), resumed_clock=resumed)
+        fields = ["messages"]
+        if resumed:
+            now = timezone.now()
+            paused_for = max(now - request.paused_at, timedelta(0))
+            request.due_at += paused_for
+            request.paused_at, request.pause_reason = None, ""
+            request.save(update_fields=["due_at", "paused_at", "pause_reason"])
+            fields += ["paused_at", "due_at"]
+            event_add(request, "clock_resumed", f"clock resumed after {paused_for.days} days "
+                      f"{paused_for.seconds // 3600} h; due {request.due_at:%Y-%m-%d %H:%M} UTC",
+                      data={"message": message.pk, "paused_seconds": int(paused_for.total_seconds())})
+        event_add(request, "reply_received", "the requester replied", data={"message": message.pk})
+        change_record(actor=None, obj=request, action=UPDATE, fields=fields, request=http_request,
+                      note="reply from the requester (portal)", data={"message": message.pk, "resumed": resumed})
+    return message

@@ -99,3 +99,10 @@ class VerifyForm(forms.Form):
         error_messages={"invalid": _("Enter the 6 digits from the e-mail.")},
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
     )
+
+
+class ReplyForm(forms.Form):
+    """The person's answer to a message from the privacy team."""
+
+    body = forms.CharField(label=_("Your answer"), widget=forms.Textarea(attrs={"rows": 5}), max_length=4000,
+                           help_text=_("Answer the question in our last message. Do not send passwords."))

@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from dsr.models import DataSubjectRequest, RequestStatus
-from dsr.portal.forms import RequestForm, VerifyForm
+from dsr.portal.forms import ReplyForm, RequestForm, VerifyForm
 from dsr.portal.rendering import render
 from dsr.throttles import (
     SCOPE_CODE_MAIL,
@@ -46,6 +46,10 @@ EVENT_LABELS = {
     "completed": _("Completed"),
     "package_ready": _("Your data package is ready"),
     "package_downloaded": _("Data package downloaded"),
+    "message_sent": _("We wrote to you"),
+    "clock_paused": _("Waiting for your answer (our deadline is paused)"),
+    "reply_received": _("We received your answer"),
+    "clock_resumed": _("Our deadline runs again"),
 }
 STATUS_HELP = {
     RequestStatus.PENDING_VERIFICATION: _("Enter the code we e-mailed you to confirm the request."),
@@ -168,7 +172,8 @@ def request_verify(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
-def request_status(request: HttpRequest, token: str) -> HttpResponse:
+def request_status(request: HttpRequest, token: str, *, reply_form: ReplyForm | None = None,
+                   status: int = 200) -> HttpResponse:
     from dsr.coverage import request_coverage
     from dsr.selectors import access_package_url, dsr_request_progress, dsr_request_timeline
 
@@ -176,6 +181,7 @@ def request_status(request: HttpRequest, token: str) -> HttpResponse:
     if req.status == RequestStatus.PENDING_VERIFICATION:
         return redirect("portal:verify", token=token)
     progress = dsr_request_progress(request=req)
+    reply_form = reply_form if isinstance(reply_form, ReplyForm) else None
     timeline = [
         {"at": e["at"], "label": EVENT_LABELS[e["kind"]]}
         for e in dsr_request_timeline(request=req) if e["kind"] in EVENT_LABELS
@@ -188,14 +194,63 @@ def request_status(request: HttpRequest, token: str) -> HttpResponse:
         "timeline": timeline,
         "status_help": STATUS_HELP.get(req.status, ""),
         "package_url": access_package_url(request=req, base_url=public_base_url(request)),
-        "overdue": req.due_at <= timezone.now() and req.status not in (RequestStatus.COMPLETED, RequestStatus.REJECTED),
+        "overdue": req.due_at <= timezone.now() and req.paused_at is None
+        and req.status not in (RequestStatus.COMPLETED, RequestStatus.REJECTED),
+        "replied": request.GET.get("replied") == "1",
         # Without JavaScript, the page reloads itself while work is under way.
         "refresh_seconds": 5 if working else None,
         "status_url": reverse("portal:status", kwargs={"token": token}),
         # Which brands and systems the request covers, what was kept and why (never silent).
         "coverage": request_coverage(request=req),
+        **_conversation(req, reply_form),
     }
-    return render(request, "portal/status.html", context)
+    if context["reply_form"] is not None:
+        context["refresh_seconds"] = None  # never reload the page under someone typing an answer
+    return render(request, "portal/status.html", context, status=status)
+
+
+def _conversation(req: DataSubjectRequest, form: ReplyForm | None) -> dict:
+    """The messages with our privacy team (personal data in them masked: this page's address is a
+    link, the full text is in the person's e-mail) and the form to answer."""
+    from dsr.models import OPEN_STATUSES, MessageDirection
+
+    messages = list(req.messages.all())
+    asked = any(m.direction == MessageDirection.OUTBOUND for m in messages)
+    can_reply = asked and req.status in OPEN_STATUSES
+    return {
+        "messages": [{"inbound": m.direction == MessageDirection.INBOUND, "at": m.created_at, "body": m.body,
+                      "question": m.kind == "more_information"} for m in messages],
+        "waiting_for_answer": req.paused_at is not None,
+        "reply_form": (form or ReplyForm()) if can_reply else None,
+        "reply_url": reverse("portal:reply", kwargs={"token": _token_of(req)}) if can_reply else "",
+    }
+
+
+def _token_of(req: DataSubjectRequest) -> str:
+    return request_token(req)
+
+
+@never_cache
+@require_http_methods(["POST"])
+def request_reply(request: HttpRequest, token: str) -> HttpResponse:
+    """The person answers our message; a paused deadline runs again (dsr_message_reply)."""
+    from dsr.services import dsr_message_reply
+
+    req = request_from_token(token)
+    form = ReplyForm(request.POST)
+    if form.is_valid():
+        try:
+            portal_submit_throttle(request=request)
+        except (RateLimited, RateLimitUnavailable) as exc:
+            return _with_retry_after(request_status(request, token, reply_form=form,
+                                                    status=throttled(form, exc)), exc)
+        try:
+            dsr_message_reply(request=req, body=form.cleaned_data["body"], http_request=request)
+        except DomainError as exc:
+            form.add_error(None, gettext("We could not accept this answer: %(reason)s") % {"reason": exc.detail})
+        else:
+            return redirect(reverse("portal:status", kwargs={"token": token}) + "?replied=1#conversation")
+    return request_status(request, token, reply_form=form, status=400)
 
 
 def privacy_notice(request: HttpRequest) -> HttpResponse:

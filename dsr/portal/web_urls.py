@@ -6,6 +6,7 @@ portal_patterns = [
     path("", views.home, name="home"),
     path("request/", views.request_new, name="request"),
     path("r/<str:token>/verify/", views.request_verify, name="verify"),
+    path("r/<str:token>/reply/", views.request_reply, name="reply"),
     path("r/<str:token>/", views.request_status, name="status"),
     path("notice/", views.privacy_notice, name="notice"),
     path("assets/<str:name>", rendering.asset, name="asset"),

@@ -101,7 +101,10 @@ def test_dashboard_requests_by_due_date_with_sla_colours(client, workspaces, rol
     page = client.get("/admin/").content.decode()
     assert page.index(str(late.pk)[:8]) < page.index(str(soon.pk)[:8])  # by due date
     assert 'class="sla-overdue"' in page and 'class="sla-soon"' in page
-    assert "1 request is overdue." in page
+    overdue = page.split('id="work-overdue"', 1)[1].split("</section>", 1)[0]
+    week = page.split('id="work-week"', 1)[1].split("</section>", 1)[0]
+    assert str(late.pk)[:8] in overdue and str(soon.pk)[:8] not in overdue
+    assert str(soon.pk)[:8] in week and str(late.pk)[:8] not in week
 
 
 def test_support_agent_dashboard_is_scoped(client, workspaces, role_users):
