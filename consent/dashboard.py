@@ -20,7 +20,9 @@ class ConsentPanel(BasePanel):
     order = 30
     template = "consent/panels/consent.html"
 
-    def build(self, *, user, now: dt.datetime) -> dict:
+    def build(self, *, user, now: dt.datetime) -> dict | None:
+        if not user.has_perm("consent.view_consentevent"):
+            return None  # only what the role may see: no consent figures without consent access
         days = last_days(now)
         rows = consent_rates_by_purpose(since=now - dt.timedelta(days=DAYS), until=now, bucket="day")
         given: dict[str, dict] = defaultdict(dict)

@@ -296,9 +296,91 @@ def seed(*, stdout, credentials: dict) -> None:
                 workspace=workspace, locale=locale, source="demo",
                 identities=[IdentityInput("email", email), IdentityInput("customer_id", str(index), "shop")],
             )
+    requests = demo_requests_seed()
     credentials["dsr_demo"] = {
         "data_map": str(path),
         "subjects": [e for e, _n, _l in DEMO_SUBJECTS],
         "mailing_api": f"http://127.0.0.1:{DEMO_MAILING_PORT} (start: manage.py run_demo_mailing)",
     }
-    stdout.write(f"DSR demo stores in {directory}; data map loaded ({path.name})\n")
+    stdout.write(f"DSR demo stores in {directory}; data map loaded ({path.name}); "
+                 f"{requests} open demo requests (overdue, due soon, on time, paused, needs attention)\n")
+
+
+# (workspace slug, type, jurisdiction, locale, days since receipt, e-mail, state, assigned to)
+DEMO_REQUESTS = [
+    ("shop-eu", "access", "EU", "en", 36, "late.customer@example.de", "awaiting_approval", "dpo"),
+    ("shop-jp", "erasure", "JP", "ja", 16, "taro.suzuki@example.jp", "awaiting_approval", ""),
+    ("shop-jp", "access", "JP", "ja", 11, "hanako.yamada@example.jp", "awaiting_approval", "analyst"),
+    ("shop-eu", "erasure", "EU", "en", 26, "erika.mustermann@example.de", "needs_attention", "dpo"),
+    ("shop-eu", "rectification", "EU", "en", 5, "jan.jansen@example.nl", "paused", ""),
+    ("shop-jp", "opt_out_sale", "JP", "ja", 2, "yuki.tanaka@example.jp", "awaiting_approval", ""),
+]
+
+
+def demo_requests_seed() -> int:
+    """Open requests a new user sees on the dashboard at once: overdue, due this week, on time, one
+    waiting for the person's answer (clock paused) and one that needs attention; a few assigned to
+    the demo DPO and analyst ("my queue"). Created once (kept when re-seeding); no mail is sent.
+    Returns how many exist."""
+    import datetime as dt
+    import json
+    import secrets
+
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+    from django.utils import timezone
+
+    from audit.services import CREATE, change_record
+    from dsr import deadlines
+    from dsr.execution import event_add
+    from dsr.models import DataSubjectRequest, RequestMessage, RequestStatus
+    from governance.crypto import envelope
+    from governance.crypto.blind_index import blind_index
+    from governance.subjects.identities import normalize_identity
+    from governance.subjects.models import Workspace
+
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=["dpo", "analyst"])}
+    workspaces = {w.slug: w for w in Workspace.objects.filter(slug__in=["shop-jp", "shop-eu"])}
+    count = 0
+    for slug, kind, region, locale, age, email, state, assignee in DEMO_REQUESTS:
+        workspace = workspaces.get(slug)
+        if workspace is None:
+            continue
+        index = blind_index(kind="dsr-email", value=normalize_identity(kind="email", value=email))
+        if DataSubjectRequest.objects.filter(email_index=index, workspace=workspace).exists():
+            count += 1
+            continue
+        received = timezone.now() - dt.timedelta(days=age, hours=3)
+        with transaction.atomic():
+            request = DataSubjectRequest(
+                workspace=workspace, request_type=kind, jurisdiction=region, locale=locale, channel="portal",
+                status=RequestStatus.AWAITING_APPROVAL, data_key_id=envelope.data_key_create(owner="dsr.request"),
+                email_index=index, due_at=deadlines.due_at(jurisdiction=region, received_at=received),
+                acknowledge_due_at=deadlines.acknowledge_due_at(jurisdiction=region, received_at=received),
+                assignee=users.get(assignee),
+            )
+            request.email = email
+            request.details = json.dumps({"changes": [{"category": "user.contact.address", "value": "Demo 1"}]}
+                                         if kind == "rectification" else {})
+            request.seeds = "{}"
+            request.masking_secret = secrets.token_hex(32)
+            request.save()
+            DataSubjectRequest.objects.filter(pk=request.pk).update(
+                received_at=received, acknowledged_at=received, verified_at=received + dt.timedelta(minutes=9))
+            if state == "needs_attention":
+                DataSubjectRequest.objects.filter(pk=request.pk).update(
+                    status=RequestStatus.NEEDS_ATTENTION, started_at=received + dt.timedelta(hours=1),
+                    attention_reason="Store crm: the connection was refused 5 times (demo). Check the store, "
+                                     "then retry the failed nodes.")
+            if state == "paused":
+                DataSubjectRequest.objects.filter(pk=request.pk).update(
+                    paused_at=timezone.now() - dt.timedelta(days=2), pause_reason="identity")
+                RequestMessage.objects.create(
+                    request=request, direction="outbound", kind="more_information", info_reason="identity",
+                    body="Please tell us the order number of your last purchase so that we can confirm it is you.",
+                    language=locale, author=users.get("dpo"), paused_clock=True, delivered=True)
+            event_add(request, "received", f"{kind} request received via portal (demo)")
+            change_record(actor=None, obj=request, action=CREATE, fields=["email", "details"],
+                          note="demo request seeded")
+        count += 1
+    return count

@@ -46,18 +46,32 @@ def _config(chart, title: str, height: int) -> None:
     chart.disable_xml_declaration = True
     chart.explicit_size = False
     chart.legend_at_bottom = True
+    chart.legend_at_bottom_columns = 4
+    chart.truncate_legend = 28
     chart.print_values = False
     chart.no_data_text = "—"
+
+
+MAX_X_LABELS = 10  # at most this many x labels shown: each keeps room for itself, unrotated
+
+
+def _x_labels(chart, labels: Sequence[str]) -> None:
+    """Show every n-th x label so at most :data:`MAX_X_LABELS` are drawn, horizontally: at 800
+    units wide a date label needs ~40, so ten never touch (the browser test measures them)."""
+    chart.x_labels = list(labels)
+    chart.x_labels_major_every = max(1, -(-len(labels) // MAX_X_LABELS))
+    chart.show_minor_x_labels = len(labels) <= MAX_X_LABELS
+    chart.x_label_rotation = 0
+    chart.truncate_label = -1  # pygal would cut "11-03" to "11…" (it sizes for every label)
 
 
 def line_chart(
     *, title: str, labels: Sequence[str], series: Mapping[str, Sequence[float | None]], height: int = 320,
     percent: bool = False,
 ) -> SafeString:
-    chart = pygal.Line(style=STYLE, x_label_rotation=30, show_minor_x_labels=False, dots_size=2)
+    chart = pygal.Line(style=STYLE, dots_size=2)
     _config(chart, title, height)
-    chart.x_labels = list(labels)
-    chart.x_labels_major_every = max(1, len(labels) // 10)
+    _x_labels(chart, labels)
     if percent:
         chart.value_formatter = lambda v: f"{v:.0f}%"
         chart.range = (0, 100)
@@ -71,9 +85,12 @@ def bar_chart(
     stacked: bool = False, horizontal: bool = False,
 ) -> SafeString:
     cls = (pygal.StackedBar if stacked else pygal.Bar) if not horizontal else pygal.HorizontalBar
-    chart = cls(style=STYLE, x_label_rotation=0 if horizontal else 30)
+    chart = cls(style=STYLE)
     _config(chart, title, height)
-    chart.x_labels = list(labels)
+    if horizontal:
+        chart.x_labels = list(labels)
+    else:
+        _x_labels(chart, labels)
     for name, values in series.items():
         chart.add(str(name), list(values))
     return _svg(chart)

@@ -19,7 +19,9 @@ class PiiPanel(BasePanel):
     order = 40
     template = "pii/panels/pii.html"
 
-    def build(self, *, user, now: dt.datetime) -> dict:
+    def build(self, *, user, now: dt.datetime) -> dict | None:
+        if not user.has_perm("pii.view_scanfinding"):
+            return None  # only what the role may see
         days = last_days(now)
         rows = pii.findings_counts(since=now - dt.timedelta(days=DAYS), until=now, bucket="day")
         per_type: dict[str, dict] = defaultdict(lambda: defaultdict(int))
