@@ -133,7 +133,12 @@ class AnomalyAlert(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["rule", "actor_label", "window_start"], name="anomaly_alert_once_per_window"
-            )
+            ),
+            # Nobody acknowledges an alert without saying why it is all right or what was done.
+            models.CheckConstraint(
+                condition=models.Q(acknowledged_at__isnull=True) | ~models.Q(acknowledge_note=""),
+                name="anomaly_alert_acknowledged_with_note",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -362,6 +362,38 @@ def access_denied_endpoint(
     return entry
 
 
+def access_search_record(
+    *, actor, model: type[models.Model], kinds: Sequence[str], objs: Iterable[models.Model] = (),
+    results: int = 0, request: HttpRequest | None = None, via: str = "search",
+) -> list[AuditEntry]:
+    """Log a search for people: one entry for the search (which kinds of lookup ran, how many
+    results; never the searched value) and one access entry per object found, in one insert."""
+    user, actor_email = _actor(actor)
+    found = list(objs)
+    search = AuditEntry(
+        content_type=ContentType.objects.get_for_model(model),
+        object_pk="*",
+        object_repr=f"{model._meta.verbose_name_plural} (search)",
+        action=ACCESS,
+        actor=user,
+        actor_email=actor_email,
+        remote_addr=_client_addr(request),
+        cid=get_cid(),
+        timestamp=timezone.now(),
+        fields=[f"search:{kind}" for kind in kinds],
+        outcome=Outcome.ALLOWED,
+        additional_data={"via": via, "results": results},
+        changes={},
+    )
+    entries = [search] + [
+        _entry(actor=actor, obj=obj, action=ACCESS, fields=["search:match"], reason="",
+               outcome=Outcome.ALLOWED, request=request, data={"via": via})
+        for obj in found
+    ]
+    _insert(entries)
+    return entries
+
+
 def security_event_record(
     *, event: str, obj: models.Model | None = None, model: type[models.Model] | None = None,
     object_repr: str = "", actor=None, outcome: str = Outcome.ALLOWED,

@@ -13,7 +13,7 @@ class ConsentConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from audit.verification import chains
-        from consent import dashboard, receivers, reports, schema  # noqa: F401 - panel, reports, OpenAPI
+        from consent import dashboard, person, receivers, reports, schema  # noqa: F401 - registrations
         from consent.models import Site, SiteKey
         from consent.verification import ConsentChain
         from governance.subjects.models import Workspace

@@ -9,7 +9,7 @@ class DsrConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from dsr import checks, dashboard, reports  # noqa: F401 - system checks, panel, request register
+        from dsr import checks, dashboard, person, reports  # noqa: F401 - checks, panel, person page, reports
         from dsr.connectors import autoload
         from dsr.schema_inspect import inspectors_register
 

@@ -28,7 +28,7 @@ from audit.freetext import freetext_mask
 from audit.models import AuditEntry, Outcome
 from audit.models_exports import AnomalyAlert, AnomalyKind, AnomalyRule, AuditExport
 from governance.access.roles import dpo_emails
-from governance.api.errors import Conflict, NotFound
+from governance.api.errors import Conflict, DomainError, NotFound
 from governance.registry import Registry
 from governance.subjects.models import Profile
 from oversight.reports import keyset
@@ -36,11 +36,18 @@ from oversight.reports import keyset
 logger = logging.getLogger(__name__)
 DEFAULT_LOOKBACK = dt.timedelta(hours=24)
 ERR_ALREADY_ACKNOWLEDGED = "This alert was already acknowledged."
+ERR_NOTE_REQUIRED = "Acknowledging an alert needs a note (at least 3 characters): why it is all right, or what was done."
+NOTE_MIN_LENGTH = 3
 
 
 class AlertAlreadyAcknowledged(Conflict):
     code = "alert_already_acknowledged"
     title = _("The alert was already acknowledged.")
+
+
+class AlertNoteRequired(DomainError):
+    code = "note_required"
+    title = _("Acknowledging an alert needs a note.")
 
 
 @dataclass
@@ -229,9 +236,12 @@ def alert_get(*, alert_id: int) -> AnomalyAlert:
 
 
 def alert_acknowledge(
-    *, alert: AnomalyAlert, actor, note: str = "", request: HttpRequest | None = None
+    *, alert: AnomalyAlert, actor, note: str, request: HttpRequest | None = None
 ) -> AnomalyAlert:
-    """Mark an alert as seen, with an optional note; the acknowledgement is audited."""
+    """Mark an alert as seen, with a note (required); the acknowledgement is audited."""
+    note = (note or "").strip()
+    if len(note) < NOTE_MIN_LENGTH:
+        raise AlertNoteRequired(ERR_NOTE_REQUIRED)
     with transaction.atomic():
         locked = AnomalyAlert.objects.select_for_update().get(pk=alert.pk)
         if locked.acknowledged_at is not None:
@@ -243,7 +253,7 @@ def alert_acknowledge(
         audit_services.change_record(
             actor=actor, obj=locked, action=audit_services.UPDATE, request=request,
             fields=["acknowledged_at", "acknowledged_by", "acknowledge_note"],
-            note=f"anomaly alert acknowledged: {note}" if note else "anomaly alert acknowledged",
+            note=f"anomaly alert acknowledged: {note}",
         )
     return locked
 

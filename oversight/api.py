@@ -213,7 +213,7 @@ class AlertListApi(APIView):
 
 
 class AlertAcknowledgeInput(serializers.Serializer):
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    note = serializers.CharField(max_length=500, help_text="Why the alert is all right, or what was done (required).")
 
 
 class AlertAcknowledgeApi(APIView):
@@ -234,6 +234,6 @@ class AlertAcknowledgeApi(APIView):
         data.is_valid(raise_exception=True)
         alert = alert_acknowledge(
             alert=alert_get(alert_id=alert_id), actor=request.user,
-            note=data.validated_data.get("note", ""), request=request,
+            note=data.validated_data["note"], request=request,
         )
         return Response(AlertOutput(alert).data)

@@ -18,6 +18,7 @@ class OversightConfig(AppConfig):
     def ready(self) -> None:
         # Fill the registries at start-up, not on first use.
         import oversight.dashboard  # noqa: F401 - built-in panels
+        import oversight.evidence  # noqa: F401 - the person page's access log section
         import oversight.exporters  # noqa: F401 - built-in formats
         import oversight.reports  # noqa: F401 - the access log report
         from audit.history import history_register

@@ -143,6 +143,7 @@ class MamoruConnector(BaseConnector):
         if not any(f.effective_strategy == RETAIN for f in collection.fields):
             return self.delete(collection, plans)
         from audit.services import UPDATE, change_record
+        from governance.subjects.services import profile_name_indexes_set
 
         by_id = {str(p.key.get("id")): p for p in plans}
         changed = 0
@@ -151,6 +152,7 @@ class MamoruConnector(BaseConnector):
             values = {k: v for k, v in by_id[str(profile.pk)].values.items() if k in SENSITIVE_PROFILE_FIELDS}
             for name, value in values.items():
                 setattr(profile, name, value)
+            profile_name_indexes_set(profile)  # the old name's blind index goes with the name
             profile.save()
             change_record(actor=None, obj=profile, action=UPDATE, fields=sorted(values),
                           note=f"masked (legal hold on the profile): erasure request {self.context.get('request_id')}")

@@ -9,7 +9,7 @@ class PiiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance.pii import checks, dashboard  # noqa: F401  (system checks, dashboard panel)
+        from governance.pii import checks, dashboard, person  # noqa: F401 - checks, panel, person page
         from governance.pii.recognizers import autodiscover
         from governance.pii.signals import findings_follow_merge
         from governance.subjects.signals import profile_merged

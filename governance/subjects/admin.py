@@ -25,6 +25,12 @@ from governance.subjects.models import (
     ProfileMerge,
     Workspace,
 )
+from governance.subjects.person import (
+    person_page_sections,
+    person_page_view_record,
+    person_url,
+    subjects_search,
+)
 from governance.subjects.selectors import profiles_preload_keys
 from governance.subjects.services import ProfileError, RevealForbidden, profile_reveal
 
@@ -89,17 +95,17 @@ class RevealForm(forms.Form):
 
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin):
-    list_display = ("short_id", "workspace", "jurisdiction", "status", "masked_name", "created_at")
+    list_display = ("short_id", "workspace", "jurisdiction", "status", "masked_name", "created_at", "person_link")
     list_filter = ("workspace", "jurisdiction", "status")
     list_select_related = ("workspace",)
     list_per_page = 50
     inlines = [IdentityInline]
     readonly_fields = (
         "id", "workspace", "jurisdiction", "status", "locale", "merged_into", "created_at", "updated_at",
-        "shredded_at", *[f"masked_{name}" for name in SENSITIVE_PROFILE_FIELDS], "reveal_link",
+        "shredded_at", *[f"masked_{name}" for name in SENSITIVE_PROFILE_FIELDS], "reveal_link", "person_link",
     )
     fieldsets = (
-        (None, {"fields": ("id", "workspace", "jurisdiction", "status", "locale", "merged_into")}),
+        (None, {"fields": ("id", "person_link", "workspace", "jurisdiction", "status", "locale", "merged_into")}),
         (_("Personal data (masked)"), {"fields": (*[f"masked_{n}" for n in SENSITIVE_PROFILE_FIELDS], "reveal_link")}),
         (_("Dates"), {"fields": ("created_at", "updated_at", "shredded_at")}),
     )
@@ -128,6 +134,10 @@ class ProfileAdmin(admin.ModelAdmin):
     def reveal_link(self, obj):
         url = reverse("admin:subjects_profile_reveal", args=[obj.pk])
         return format_html('<a class="button" href="{}">{}</a>', url, _("Reveal personal data…"))
+
+    @admin.display(description=_("Person page"))
+    def person_link(self, obj):
+        return format_html('<a href="{}">{}</a>', person_url(obj), _("Everything about this person"))
 
     # Access control ---------------------------------------------------------------------------
     def get_queryset(self, request):
@@ -181,9 +191,51 @@ class ProfileAdmin(admin.ModelAdmin):
     # Reveal -----------------------------------------------------------------------------------
     def get_urls(self):
         return [
+            path("search/", self.admin_site.admin_view(self.search_view), name="subjects_profile_search"),
+            path("<uuid:object_id>/person/", self.admin_site.admin_view(self.person_view),
+                 name="subjects_profile_person"),
             path("<uuid:object_id>/reveal/", self.admin_site.admin_view(self.reveal_view), name="subjects_profile_reveal"),
             *super().get_urls(),
         ]
+
+    def search_view(self, request):
+        """The header search: e-mail, phone, customer id, name (roles that may reveal), request
+        reference. One match opens it; the search is audited (never the searched value)."""
+        query = request.GET.get("q", "").strip()
+        hits = subjects_search(user=request.user, query=query, request=request) if query else []
+        if len(hits) == 1:
+            return redirect(hits[0].url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Find a person"),
+            "query": query,
+            "hits": hits,
+        }
+        return TemplateResponse(request, "admin/subjects/profile/search.html", context)
+
+    def person_view(self, request, object_id):
+        """Everything about one person on one page, each section as the role may see it."""
+        if not policy.may_list_profiles(request.user):
+            access_denied_endpoint(actor=request.user, model=Profile, request=request, via="admin:person")
+            raise PermissionDenied
+        profile = Profile.objects.select_related("workspace", "merged_into").filter(pk=object_id).first()
+        if profile is None:
+            raise Http404
+        if not policy.can_view_profile(request.user, profile):
+            access_record(actor=request.user, obj=profile, outcome=Outcome.DENIED, request=request, via="admin:person")
+            raise Http404  # hidden objects look exactly like missing ones
+        profiles_preload_keys([profile])
+        sections = person_page_sections(user=request.user, profile=profile)
+        person_page_view_record(user=request.user, profile=profile, sections=sections, request=request)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": profile,
+            "title": _("Person %(id)s") % {"id": str(profile.pk)[:8]},
+            "sections": sections,
+        }
+        return TemplateResponse(request, "admin/subjects/profile/person.html", context)
 
     def reveal_view(self, request, object_id):
         profile = get_object_or_404(Profile, pk=object_id)
@@ -211,6 +263,8 @@ class ProfileAdmin(admin.ModelAdmin):
             "revealed": [(labels.get(k, k), v) for k, v in (revealed or {}).items() if k != "identities"],
             "revealed_identities": (revealed or {}).get("identities"),
             "can_reveal": policy.can_reveal(request.user, profile),
+            "back_url": person_url(profile) if request.GET.get("back") == "person"
+            else reverse("admin:subjects_profile_change", args=[profile.pk]),
         }
         return TemplateResponse(request, "admin/subjects/profile/reveal.html", context)
 

@@ -9,6 +9,7 @@ class SubjectsConfig(AppConfig):
 
     def ready(self) -> None:
         from audit.history import history_register
+        from governance.subjects import person  # noqa: F401 - built-in person page sections, searches
         from governance.subjects.models import Workspace
 
         history_register(Workspace)  # configuration history

@@ -22,6 +22,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
 from governance.api.errors import DomainError
+from governance.crypto.blind_index import blind_index
 from governance.subjects.models import IdentityKind, Jurisdiction
 
 REGION_BY_JURISDICTION = {
@@ -253,3 +254,22 @@ def phone_fold(value: object, *, region: str | None) -> str | None:
     except phonenumbers.NumberParseException:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# --- names (exact search by name, for roles that may reveal) ----------------------------------
+
+NAME_INDEX_KIND = "profile-name"
+
+
+def name_fold(value: object) -> str:
+    """A name as people type it, folded for an exact match: NFKC (full-width letters, half-width
+    kana), case-folded, spaces (ASCII and ideographic U+3000), middle dots and commas removed."""
+    text = unicodedata.normalize("NFKC", value if isinstance(value, str) else "").casefold()
+    return re.sub(r"[\s\u30fb\u00b7.,]+", "", text)
+
+
+def name_index(value: object) -> str:
+    """Blind index of a name, or "" for no name. Stored beside the encrypted name so a search by
+    name is an exact lookup; blanked when the name is (erasure, merge tombstone)."""
+    folded = name_fold(value)
+    return blind_index(kind=NAME_INDEX_KIND, value=folded) if folded else ""

@@ -76,6 +76,9 @@ class Profile(models.Model):
     address = EncryptedTextField(_("address"))
     postal_code = EncryptedTextField(_("postal code"))
     birth_date = EncryptedTextField(_("birth date"))
+    # Exact search by name (governance.subjects.identities.name_index), blank without a name.
+    name_index = BlindIndexField(_("name blind index"), blank=True, default="")
+    kana_name_index = BlindIndexField(_("kana name blind index"), blank=True, default="")
 
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

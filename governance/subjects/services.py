@@ -16,7 +16,7 @@ from governance.api.errors import DomainError
 from governance.crypto import envelope
 from governance.crypto.blind_index import blind_index
 from governance.locking import lock_rows
-from governance.subjects.identities import index_kind, normalize_identity
+from governance.subjects.identities import index_kind, name_index, normalize_identity
 from governance.subjects.models import (
     SENSITIVE_PROFILE_FIELDS,
     Identity,
@@ -133,6 +133,8 @@ def _upsert(workspace, indexed, attributes, jurisdiction, locale, actor, source)
         if value is not None and value != "" and getattr(profile, name) != value:
             setattr(profile, name, value)
             changed.append(name)
+    if created or {"full_name", "kana_name"} & set(changed):
+        profile_name_indexes_set(profile)
     profile.save()
     known = {(m.kind, m.namespace, m.value_index) for m in matches}
     added = 0
@@ -154,6 +156,13 @@ def _upsert(workspace, indexed, attributes, jurisdiction, locale, actor, source)
     return UpsertResult(profile=profile, created=created, merged_profile_ids=merged_ids, identities_added=added)
 
 
+def profile_name_indexes_set(profile: Profile) -> None:
+    """Keep the name blind indexes in step with the (encrypted) names; call before saving a
+    profile whose names changed (a masked name must not stay findable by its old index)."""
+    profile.name_index = name_index(profile.full_name)
+    profile.kana_name_index = name_index(profile.kana_name)
+
+
 def profile_merge(*, survivor: Profile, other: Profile, actor=None, reason: str) -> ProfileMerge:
     """Merge ``other`` into ``survivor``: identities re-encrypted under the survivor's key, missing
     attributes copied, ``other`` kept as a tombstone pointing at the survivor, its key destroyed."""
@@ -167,6 +176,7 @@ def profile_merge(*, survivor: Profile, other: Profile, actor=None, reason: str)
             if not getattr(survivor, name) and getattr(other, name):
                 setattr(survivor, name, getattr(other, name))
                 taken.append(name)
+        profile_name_indexes_set(survivor)
         survivor.save()
         moved = 0
         for identity in Identity.objects.select_for_update().filter(profile=other):
@@ -178,6 +188,7 @@ def profile_merge(*, survivor: Profile, other: Profile, actor=None, reason: str)
             moved += 1
         for name in SENSITIVE_PROFILE_FIELDS:
             setattr(other, name, None)
+        profile_name_indexes_set(other)
         other.status = ProfileStatus.MERGED
         other.merged_into = survivor
         other.save()
@@ -234,7 +245,7 @@ def profile_shred(*, profile: Profile, actor=None, reason: str) -> Profile:
             return profile
         Identity.objects.filter(profile=profile).delete()
         Profile.objects.filter(pk=profile.pk).update(
-            status=ProfileStatus.SHREDDED, shredded_at=timezone.now()
+            status=ProfileStatus.SHREDDED, shredded_at=timezone.now(), name_index="", kana_name_index=""
         )
         profile.refresh_from_db()
         change_record(actor=actor, obj=profile, action=DELETE, fields=list(SENSITIVE_PROFILE_FIELDS) + ["identities"],

@@ -88,7 +88,27 @@ def test_acknowledging_is_audited(workspaces, role_users):
     assert entry.content_type.model == "anomalyalert" and entry.actor == dpo
     assert entry.action == AuditEntry.Action.UPDATE and "acknowledged_at" in entry.fields
     with pytest.raises(AlertAlreadyAcknowledged):
-        alert_acknowledge(alert=alert, actor=dpo)
+        alert_acknowledge(alert=alert, actor=dpo, note="again")
+
+
+def test_no_acknowledgement_without_a_note(workspaces, role_users):
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    from oversight.anomalies import AlertNoteRequired
+
+    _only(AnomalyKind.DENIED_ATTEMPTS, threshold=0)
+    access_record(actor=role_users["support_agent"], obj=make_profile(workspaces[1]), outcome=Outcome.DENIED)
+    [alert] = anomalies_evaluate(notify=False)
+    # the service refuses a missing or blank note
+    for note in ("", "   ", "ok"):
+        with pytest.raises(AlertNoteRequired):
+            alert_acknowledge(alert=alert, actor=role_users["dpo"], note=note)
+    # and so does the database, whoever writes the row
+    with pytest.raises(IntegrityError), transaction.atomic():
+        type(alert).objects.filter(pk=alert.pk).update(acknowledged_at=timezone.now(), acknowledge_note="")
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is None
 
 
 def test_api_acknowledge(api_client, workspaces, role_users):
@@ -100,9 +120,11 @@ def test_api_acknowledge(api_client, workspaces, role_users):
     assert api_client.get("/api/v1/audit/alerts/?open=1").json()[0]["id"] == alert.pk
     assert api_client.post(f"/api/v1/audit/alerts/{alert.pk}/acknowledge").status_code == 403
     api_client.force_authenticate(role_users["dpo"])
-    response = api_client.post(f"/api/v1/audit/alerts/{alert.pk}/acknowledge", {"note": "ok"}, format="json")
+    blank = api_client.post(f"/api/v1/audit/alerts/{alert.pk}/acknowledge", {"note": ""}, format="json")
+    assert blank.status_code == 400 and AnomalyAlert.objects.get().acknowledged_at is None
+    response = api_client.post(f"/api/v1/audit/alerts/{alert.pk}/acknowledge", {"note": "known job"}, format="json")
     assert response.status_code == 200 and response.json()["acknowledged_at"]
-    again = api_client.post(f"/api/v1/audit/alerts/{alert.pk}/acknowledge")
+    again = api_client.post(f"/api/v1/audit/alerts/{alert.pk}/acknowledge", {"note": "again"}, format="json")
     assert again.status_code == 409 and again.json()["code"] == "alert_already_acknowledged"
 
 
