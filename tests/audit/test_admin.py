@@ -80,9 +80,16 @@ def test_acknowledge_action_in_admin(client, workspaces, role_users):
     access_record(actor=role_users["support_agent"], obj=make_profile(workspaces[1]), outcome=Outcome.DENIED)
     [alert] = anomalies_evaluate(notify=False)
     client.force_login(role_users["dpo"])
-    client.post("/admin/audit/anomalyalert/", {"action": "acknowledge", "_selected_action": [alert.pk]})
+    # the action asks for a note first: nothing is acknowledged without one
+    page = client.post("/admin/audit/anomalyalert/", {"action": "acknowledge", "_selected_action": [alert.pk]})
+    assert page.status_code == 200 and 'id="ack-form"' in page.content.decode()
+    client.post("/admin/audit/anomalyalert/", {"action": "acknowledge", "_selected_action": [alert.pk],
+                                               "confirm": "yes", "note": "  "})
+    assert AnomalyAlert.objects.get().acknowledged_at is None
+    client.post("/admin/audit/anomalyalert/", {"action": "acknowledge", "_selected_action": [alert.pk],
+                                               "confirm": "yes", "note": "agent tested the wrong workspace"})
     alert = AnomalyAlert.objects.get()
-    assert alert.acknowledged_by == role_users["dpo"]
+    assert alert.acknowledged_by == role_users["dpo"] and alert.acknowledge_note == "agent tested the wrong workspace"
 
 
 def test_dashboard_requests_by_due_date_with_sla_colours(client, workspaces, role_users):
