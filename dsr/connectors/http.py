@@ -51,12 +51,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from urllib.parse import quote
 
 import httpx
 from django.conf import settings as django_settings
 
-from dsr.connectors import register
+from dsr.connectors import http_extras, register
 from dsr.connectors.base import (
     BaseConnector,
     IdentityMatch,
@@ -93,13 +92,8 @@ def _dig(data, path: str | None):
 
 
 def _fill(template: str, values: dict, *, quote_values: bool) -> str:
-    def repl(match: re.Match) -> str:
-        value = values.get(match.group(1))
-        if value is None:
-            raise StoreError(f"no value for placeholder {{{match.group(1)}}} in {template!r}")
-        return quote(str(value), safe="") if quote_values else str(value)
-
-    return PLACEHOLDER.sub(repl, template)
+    """``{name}`` (and ``{name|filter}``, dsr.connectors.http_extras) filled from ``values``."""
+    return http_extras.fill(template, values, quote_values=quote_values)
 
 
 def _flag(value) -> bool:
@@ -136,7 +130,7 @@ class HttpConnector(BaseConnector):
         # Every configured header may be a credential: all go to base_url's origin only.
         self.credentials = {str(k): str(v) for k, v in (s.get("headers") or {}).items()}
         auth = s.get("auth") or {}
-        if auth.get("token"):
+        if auth.get("token") and not auth.get("type"):  # the static form; typed auth: below
             self.credentials[auth.get("header", "Authorization")] = auth["token"]
         elif s.get("token"):
             self.credentials["Authorization"] = f"Bearer {s['token']}"
@@ -158,6 +152,10 @@ class HttpConnector(BaseConnector):
         # An httpx.Auth (token fetch/refresh flows) applied like ``credentials``: to the store's
         # origin only, its requests limited and guarded like the others (governance.outbound).
         self.auth: httpx.Auth | None = None
+        if isinstance(auth, dict) and auth.get("type"):  # basic, bearer, api_key, oauth2_* (http_auth)
+            from dsr.connectors.http_auth import StoreAuth
+
+            self.auth = StoreAuth(auth, settings=s, base_url=self.base_url)
 
     def _url(self, path: str) -> str:
         """``path`` under ``base_url``; an absolute URL (a pagination link) as it is."""
@@ -182,7 +180,7 @@ class HttpConnector(BaseConnector):
                 raise StoreUnavailable(f"{method} {label}: {type(exc).__name__}") from exc
             wait = rate_limit_wait_seconds(response.headers, remaining_header=self.rate_headers[0],
                                            reset_header=self.rate_headers[1])
-            retry_after = retry_after_seconds(response.headers)
+            retry_after = http_extras.retry_after(response.headers) or retry_after_seconds(response.headers)
             if response.status_code in self.retry and retry_after is not None:
                 wait = max(wait or 0.0, retry_after)
             if wait:
@@ -199,10 +197,19 @@ class HttpConnector(BaseConnector):
         if response.status_code in self.not_found:
             return None
         if response.status_code >= 400:
-            raise StoreError(f"{method} {_path(path)}: HTTP {response.status_code}")
+            detail = self._error_text(response)
+            raise StoreError(f"{method} {_path(path)}: HTTP {response.status_code}" + (f": {detail}" if detail else ""))
         if 300 <= response.status_code < 400:
             raise StoreError(f"{method} {_path(path)}: HTTP {response.status_code} (a redirect not followed)")
         return response
+
+    def _error_text(self, response: OutboundResponse) -> str:
+        """The API's message from an error body (``connection.error_message``: where it is)."""
+        try:
+            body = response.json()
+        except ValueError:
+            return ""
+        return http_extras.error_text(body, self.settings.get("error_message"))
 
     @staticmethod
     def _json(response: OutboundResponse, method: str, path: str):
@@ -222,32 +229,35 @@ class HttpConnector(BaseConnector):
             raise StoreError(f"http collection {collection.address} has no options.{name} endpoint")
         return endpoint
 
-    def _pages(self, endpoint: dict, params: dict, pagination: dict) -> Iterator[list]:
+    def _pages(self, endpoint: dict, params: dict, pagination: dict, body=None) -> Iterator[list]:
         kind = pagination.get("type")
-        if kind not in (None, "page", "cursor", "link", "link_header"):
-            raise StoreError(f"unknown pagination type {kind!r} (page, cursor, link, link_header)")
+        if kind not in (None, "page", "cursor", "link", "link_header", "offset"):
+            raise StoreError(f"unknown pagination type {kind!r} (page, offset, cursor, link, link_header)")
         path = endpoint["path"]
         method = endpoint.get("method", "GET")
-        params = dict(params)
+        pager = http_extras.Pager(pagination, params, body)  # offset, cursor (has_more, last row, in body)
+        params = pager.params
         if kind == "page":
             params[pagination.get("size_param", "per_page")] = pagination.get("size", 100)
             params[pagination.get("param", "page")] = pagination.get("start", 1)
         for _ in range(MAX_PAGES):
-            response = self._request(method, path, params=params)
+            extra = {"json_body": pager.body} if pager.body is not None else {}
+            if params:  # an empty params would replace a next link's own query (httpx)
+                extra["params"] = params
+            response = self._request(method, path, **extra)
             if response is None:
                 return
             body = self._json(response, method, path)
-            rows = _dig(body, endpoint.get("rows")) or []
+            rows = http_extras.body_rows(body, endpoint)
             yield rows
             if kind == "page":
                 if len(rows) < int(pagination.get("size", 100)):
                     return
                 params[pagination.get("param", "page")] += 1
-            elif kind == "cursor":
-                cursor = _dig(body, pagination.get("next", "next_cursor"))
-                if not cursor:
+            elif kind in ("cursor", "offset"):
+                if not pager.advance(body, rows):
                     return
-                params[pagination.get("param", "cursor")] = cursor
+                params = pager.params
             elif kind in ("link", "link_header"):
                 if kind == "link":
                     nxt = _dig(body, pagination.get("next", "next"))
@@ -277,23 +287,37 @@ class HttpConnector(BaseConnector):
             return sorted({f for f in match.forms if f.isascii()})
         return sorted(set(match.values), key=str)
 
+    def _read_row(self, collection: CollectionSpec, read: dict, row: dict) -> dict | None:
+        """The row as ``options.read`` answers it now; None when gone (not found, ``gone_if``)."""
+        read_path = _fill(read["path"], row, quote_values=True)
+        params = {k: _fill(str(v), row, quote_values=False) for k, v in (read.get("params") or {}).items()}
+        response = self._request("GET", read_path, **({"params": params} if params else {}))
+        if response is None:
+            return None
+        found = http_extras.body_rows(self._json(response, "GET", read_path), {"row": read.get("row")})
+        row = http_extras.shape(found[0], read, collection.options) if found else None
+        return None if not row or http_extras.gone(row, read) else row
+
     def retrieve(self, collection: CollectionSpec, inputs: dict[str, list]) -> Iterator[dict]:
-        lookup = self._endpoint(collection, "lookup")
+        lookups = http_extras.lookups(collection.options)
+        if not lookups:
+            self._endpoint(collection, "lookup")
         read = self._endpoint(collection, "read", required=False)
         pagination = collection.options.get("pagination") or {}
         pk = collection.primary_key
         seen: set = set()
-        templates = {**{"path": lookup["path"]}, **(lookup.get("params") or {})}
-        for match in identity_matches(collection, inputs):
+        for lookup, match in ((lookup, match) for lookup in lookups for match in identity_matches(collection, inputs)):
             name = match.name
-            if not any(f"{{{name}}}" in str(t) for t in templates.values()):
+            # Each lookup serves the identity fields its path, params or body name (one per kind).
+            if name not in http_extras.placeholder_names(http_extras.endpoint_templates(lookup)):
                 continue
             for value in self._lookup_values(collection, match):
                 params = {k: _fill(str(v), {name: value}, quote_values=False)
                           for k, v in (lookup.get("params") or {}).items()}
                 endpoint = {**lookup, "path": _fill(lookup["path"], {name: value}, quote_values=True)}
-                for rows in self._pages(endpoint, params, pagination):
-                    for row in rows:
+                body = http_extras.fill_body(lookup["body"], {name: value}) if lookup.get("body") is not None else None
+                for rows in self._pages(endpoint, params, pagination, body):
+                    for row in (http_extras.shape(r, lookup, collection.options) for r in rows):
                         if match.kind and name in row and not match.accepts(row[name]):
                             continue  # the API matched more loosely than the same address/number
                         ident = tuple(row.get(k) for k in pk) if pk else tuple(sorted(row.items()))
@@ -301,19 +325,44 @@ class HttpConnector(BaseConnector):
                             continue
                         seen.add(ident)
                         if read:
-                            read_path = _fill(read["path"], row, quote_values=True)
-                            response = self._request("GET", read_path)
-                            if response is None:
+                            row = self._read_row(collection, read, row)
+                            if row is None:
                                 continue
-                            row = _dig(self._json(response, "GET", read_path), read.get("row")) or {}
                         yield row
+
+    def _steps(self, endpoint, values: dict, default_method: str, masked: dict | None = None) -> bool:
+        """Run an ``update``/``delete`` endpoint (or its list of steps, each perhaps polling an
+        asynchronous job until done); False when the first step found nothing (already gone)."""
+        for position, step in enumerate(http_extras.steps(endpoint)):
+            method = step.get("method", default_method)
+            path = _fill(step["path"], values, quote_values=True)
+            kwargs: dict = {}
+            if step.get("params"):
+                kwargs["params"] = {k: _fill(str(v), values, quote_values=False) for k, v in step["params"].items()}
+            if masked is not None:
+                kwargs["json_body"] = {step["body_key"]: masked} if step.get("body_key") else masked
+            elif step.get("body") is not None:
+                kwargs["json_body"] = http_extras.fill_body(step["body"], values)
+            response = self._request(method, path, **kwargs)
+            if response is None:
+                if position == 0:
+                    return False
+                continue  # a later step's "not found": done by an earlier run
+            if step.get("job"):
+                http_extras.job_wait(lambda m, p: self._job_answer(m, p), step["job"],
+                                     self._json(response, method, path) if response.content else {})
+        return True
+
+    def _job_answer(self, method: str, path: str):
+        response = self._request(method, path)
+        return None if response is None else self._json(response, method, path)
 
     def mask(self, collection: CollectionSpec, plans: Iterable) -> int:
         endpoint = self._endpoint(collection, "update")
         count = 0
         for plan in plans:
-            path = _fill(endpoint["path"], {**plan.original, **plan.key}, quote_values=True)
-            if self._request(endpoint.get("method", "PATCH"), path, json_body=plan.values) is not None:
+            values = {**plan.original, **plan.key}
+            if self._steps(endpoint, values, "PATCH", masked=plan.values):
                 count += 1
         return count
 
@@ -321,9 +370,8 @@ class HttpConnector(BaseConnector):
         endpoint = self._endpoint(collection, "delete")
         count = 0
         for plan in plans:
-            path = _fill(endpoint["path"], {**plan.original, **plan.key}, quote_values=True)
             # Not found counts as done: a retried delete after a crash must not fail.
-            if self._request(endpoint.get("method", "DELETE"), path) is not None:
+            if self._steps(endpoint, {**plan.original, **plan.key}, "DELETE"):
                 count += 1
         return count
 
@@ -338,16 +386,15 @@ class HttpConnector(BaseConnector):
         pk = collection.primary_key
         if read:
             for row in rows:
-                read_path = _fill(read["path"], row, quote_values=True)
-                response = self._request("GET", read_path)
-                if response is not None:
-                    found = _dig(self._json(response, "GET", read_path), read.get("row"))
-                    if found:
-                        yield found
+                found = self._read_row(collection, read, row)
+                if found:
+                    yield found
             return
-        lookup = self._endpoint(collection, "lookup")
-        templates = [lookup["path"], *[str(v) for v in (lookup.get("params") or {}).values()]]
-        names = sorted({m.group(1) for t in templates for m in PLACEHOLDER.finditer(t)})
+        lookups = http_extras.lookups(collection.options)
+        if not lookups:
+            self._endpoint(collection, "lookup")
+        names = sorted(set().union(*(http_extras.placeholder_names(http_extras.endpoint_templates(lk))
+                                     for lk in lookups)))
         wanted = {tuple(str(r.get(k)) for k in pk) for r in rows}
         inputs: dict[str, list] = {}
         for row in rows:
