@@ -43,9 +43,11 @@ check-deploy: venv
 	MAMORU_KEYSTORE_URL=sqlite:///var/keystore-prod-check.sqlite3 \
 	$(PY) manage.py check --deploy --fail-level WARNING
 
-## Debian's Chromium for the browser tests (needs root; CI does this itself).
+## Debian's Chromium for the browser tests (needs root; CI does this itself), and axe-core from npm
+## for their accessibility checks (tests only: tests/e2e/package.json, into tests/e2e/node_modules).
 browser-deps:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
+	cd tests/e2e && npm ci --no-audit --no-fund
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

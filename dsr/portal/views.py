@@ -62,8 +62,20 @@ STATUS_HELP = {
 }
 
 
+class _ReceiptSigner(signing.TimestampSigner):
+    """Signs with the request's receipt time instead of now: one request, one link (the e-mail a
+    preview showed carries the same link as the one then sent), valid TOKEN_MAX_AGE from receipt."""
+
+    def __init__(self, *, at, **kwargs):
+        super().__init__(**kwargs)
+        self._at = at
+
+    def timestamp(self) -> str:
+        return signing.b62_encode(int(self._at.timestamp()))
+
+
 def request_token(req: DataSubjectRequest) -> str:
-    return signing.dumps(str(req.pk), salt=TOKEN_SALT)
+    return _ReceiptSigner(at=req.received_at or timezone.now(), salt=TOKEN_SALT).sign_object(str(req.pk))
 
 
 def request_from_token(token: str) -> DataSubjectRequest:
