@@ -222,7 +222,7 @@ class ProcessingRestrictionAdmin(ReadOnlyAdmin):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ("name", "url", "workspace", "active")
-    fields = ("workspace", "name", "url", "purpose_codes", "active")
+    fields = ("workspace", "name", "url", "purpose_codes", "active", "allow_internal_hosts")
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -10,6 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from governance.crypto.fields import EncryptedTextField
+from governance.outbound import url_refusal
 from governance.subjects.models import Jurisdiction, Profile, Workspace
 
 
@@ -435,6 +436,11 @@ class WebhookEndpoint(models.Model):
         _("purposes"), default=list, blank=True, help_text=_("Empty: all purposes.")
     )
     active = models.BooleanField(_("active"), default=True)
+    allow_internal_hosts = models.BooleanField(
+        _("allow internal hosts"), default=False,
+        help_text=_("Let this webhook reach private, loopback and link-local addresses (a receiver inside "
+                    "your own network). Off: such addresses are refused."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -445,6 +451,10 @@ class WebhookEndpoint(models.Model):
         return self.name
 
     def clean(self) -> None:
+        refusal = url_refusal(self.url or "", allow_internal_hosts=self.allow_internal_hosts) if self.url else None
+        if refusal:
+            raise ValidationError({"url": _("This address is refused: %(reason)s. Tick “allow internal hosts” "
+                                            "if the receiver is inside your own network.") % {"reason": refusal}})
         codes = self.purpose_codes
         if codes in (None, ""):
             self.purpose_codes = []

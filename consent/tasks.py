@@ -22,8 +22,18 @@ from django.utils import timezone
 
 from consent.models import DeliveryStatus, WebhookDelivery
 from consent.webhooks import webhook_body, webhook_signature
+from governance.outbound import (
+    OutboundPolicy,
+    OutboundRefused,
+    OutboundTooLarge,
+    outbound_client,
+    outbound_request,
+    retry_after_seconds,
+)
 
-TIMEOUT_SECONDS = 10
+TIMEOUT_SECONDS = 10  # connect/read, per socket operation
+TOTAL_SECONDS = 30.0  # one attempt, redirects included
+MAX_RESPONSE_BYTES = 1024 * 1024  # a receiver's answer is only looked at for its status
 # A claim outlives the longest attempt (the HTTP timeout) with room to record the outcome.
 CLAIM_SECONDS = 60
 # The sweep leaves a delivery alone this long after it fell due (its retry message comes first).
@@ -60,25 +70,40 @@ def delivery_claim(*, delivery_id: int) -> WebhookDelivery | None:
     return WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
 
 
-def _attempt(delivery: WebhookDelivery) -> bool:
+def _attempt(delivery: WebhookDelivery) -> bool | None:
+    """POST the delivery: ``True`` delivered, ``False`` to be retried, ``None`` refused for good (an
+    internal address the endpoint does not allow, a redirect to another origin). Sent through
+    governance.outbound: address guard, no proxies from the environment, size and time limits."""
     endpoint = delivery.endpoint
     body = webhook_body({**delivery.payload, "delivery_id": delivery.pk})
+    policy = OutboundPolicy.from_settings(
+        allow_internal_hosts=endpoint.allow_internal_hosts, read_timeout=TIMEOUT_SECONDS,
+        total_timeout=min(float(settings.MAMORU_OUTBOUND_TOTAL_TIMEOUT), TOTAL_SECONDS),
+        max_response_bytes=MAX_RESPONSE_BYTES,
+    )
+    delivery.retry_after = None
+    client = outbound_client(policy=policy)
     try:
-        response = httpx.post(
-            endpoint.url, content=body, timeout=TIMEOUT_SECONDS,
-            headers={
-                "Content-Type": "application/json",
-                "Mamoru-Signature": webhook_signature(secret=endpoint.secret or "", body=body),
-                "Mamoru-Delivery": str(delivery.pk),
-            },
+        response = outbound_request(
+            client, "POST", endpoint.url, policy=policy, content=body,
+            headers={"Content-Type": "application/json", "Mamoru-Delivery": str(delivery.pk)},
+            credentials={"Mamoru-Signature": webhook_signature(secret=endpoint.secret or "", body=body)},
         )
-    except httpx.HTTPError as exc:
+    except OutboundRefused as exc:
+        delivery.last_status_code = None
+        delivery.last_error = f"refused: {exc}"[:500]
+        return None
+    except (httpx.HTTPError, OutboundTooLarge) as exc:
         delivery.last_status_code = None
         delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
         return False
+    finally:
+        client.close()
     delivery.last_status_code = response.status_code
     ok = 200 <= response.status_code < 300
     delivery.last_error = "" if ok else f"HTTP {response.status_code}"
+    if response.status_code in {429, 503}:
+        delivery.retry_after = retry_after_seconds(response.headers)
     return ok
 
 
@@ -96,11 +121,11 @@ def webhook_deliver(self, delivery_id: int) -> str:
         delivery.status = DeliveryStatus.DELIVERED
         delivery.delivered_at = timezone.now()
         delivery.next_attempt_at = None
-    elif delivery.attempts >= max_attempts():
-        delivery.status = DeliveryStatus.FAILED
+    elif ok is None or delivery.attempts >= max_attempts():
+        delivery.status = DeliveryStatus.FAILED  # refused (ok is None): a retry would be refused too
         delivery.next_attempt_at = None
     else:
-        delay = backoff_with_jitter(delivery.attempts)
+        delay = max(backoff_with_jitter(delivery.attempts), min(delivery.retry_after or 0, 3600))
         delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
     delivery.claimed_until = None
     delivery.save(update_fields=["attempts", "status", "delivered_at", "next_attempt_at", "claimed_until",

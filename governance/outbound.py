@@ -128,7 +128,7 @@ def address_refusal(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address
             return address_refusal(inner)
     for kind, flag in (("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
                        ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-                       ("private", ip.is_private), ("reserved", ip.is_reserved)):
+                       ("reserved", ip.is_reserved), ("private", ip.is_private)):
         if flag:
             return kind
     if not ip.is_global:

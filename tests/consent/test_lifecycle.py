@@ -135,7 +135,9 @@ def test_restriction_and_record_for_profile(server, site):
 
 
 def test_webhook_delivery_signed_and_retried(server, site, monkeypatch):
-    import httpx
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
     from celery.exceptions import Retry
 
     from consent.models import WebhookEndpoint
@@ -143,29 +145,44 @@ def test_webhook_delivery_signed_and_retried(server, site, monkeypatch):
     from consent.webhooks import webhook_signature
     from governance.crypto import envelope
 
-    endpoint = WebhookEndpoint(workspace=site.workspace, name="crm", url="https://crm.example/hook",
-                               data_key_id=envelope.data_key_create(owner="test"))
-    endpoint.secret = "whsec_test"
-    endpoint.save()
     sent = []
 
-    def fake_post(url, content, headers, timeout):
-        sent.append((url, content, headers))
-        return httpx.Response(500 if len(sent) == 1 else 200)
+    class Receiver(BaseHTTPRequestHandler):  # a real receiver on loopback: 500 first, then 200
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            sent.append((self.path, body, dict(self.headers)))
+            self.send_response(500 if len(sent) == 1 else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
-    monkeypatch.setattr(httpx, "post", fake_post)
-    monkeypatch.setattr(webhook_deliver, "delay", lambda pk: None)
-    server.post(EVENTS, {"browser_id": "browser-0001", "purpose": "analytics", "state": "given"}, format="json")
-    delivery = WebhookDelivery.objects.get()
-    with pytest.raises(Retry):  # the first attempt got HTTP 500
-        webhook_deliver.apply(args=[delivery.pk], throw=True)
-    delivery.refresh_from_db()
-    assert delivery.status == "pending" and delivery.attempts == 1 and delivery.last_status_code == 500
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=delivery.created_at)  # now due
-    webhook_deliver.apply(args=[delivery.pk])
-    delivery.refresh_from_db()
-    assert delivery.status == "delivered" and delivery.attempts == 2
-    url, body, headers = sent[-1]
+        def log_message(self, *args):
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        endpoint = WebhookEndpoint(workspace=site.workspace, name="crm",
+                                   url=f"http://127.0.0.1:{receiver.server_port}/hook",
+                                   allow_internal_hosts=True,  # the test's receiver is on loopback
+                                   data_key_id=envelope.data_key_create(owner="test"))
+        endpoint.secret = "whsec_test"
+        endpoint.save()
+        monkeypatch.setattr(webhook_deliver, "delay", lambda pk: None)
+        server.post(EVENTS, {"browser_id": "browser-0001", "purpose": "analytics", "state": "given"}, format="json")
+        delivery = WebhookDelivery.objects.get()
+        with pytest.raises(Retry):  # the first attempt got HTTP 500
+            webhook_deliver.apply(args=[delivery.pk], throw=True)
+        delivery.refresh_from_db()
+        assert delivery.status == "pending" and delivery.attempts == 1 and delivery.last_status_code == 500
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=delivery.created_at)  # now due
+        webhook_deliver.apply(args=[delivery.pk])
+        delivery.refresh_from_db()
+        assert delivery.status == "delivered" and delivery.attempts == 2
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    path, body, headers = sent[-1]
+    assert path == "/hook" and len(sent) == 2
     timestamp = int(headers["Mamoru-Signature"].split(",")[0][2:])
     assert headers["Mamoru-Signature"] == webhook_signature(secret="whsec_test", body=body, timestamp=timestamp)
     assert b'"purpose":"analytics"' in body
