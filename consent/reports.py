@@ -16,7 +16,14 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from consent.chain import chain_verify
-from consent.models import ConsentEvent, Purpose, PurposeVersion
+from consent.models import (
+    AppiCategory,
+    CcpaCategory,
+    ConsentEvent,
+    GdprBasis,
+    Purpose,
+    PurposeVersion,
+)
 from consent.selectors import purposes_published
 from governance.subjects.models import Profile, Workspace
 from oversight.exporters.base import Column, ReportTable
@@ -92,6 +99,24 @@ SECURITY_MEASURES = _(
 )
 
 
+def category_covers(purpose_category: str, map_category: str) -> bool:
+    """Does a purpose's data category (``contact``, ``contact.email``, ``purchase_history``) cover
+    a data-map field's category (``user.contact.email``, ``user.behavior.purchase_history``)?
+
+    Purposes name categories the short way; the data map uses the Fideslang taxonomy with its
+    ``user.`` root and intermediate levels. A category covers a field when it names a whole dotted
+    part of the field's path: ``contact`` covers ``user.contact.email``, ``address`` covers
+    ``user.contact.address``, but ``contact`` does not cover ``user.contacts_list``.
+    """
+    if not purpose_category or not map_category:
+        return False
+    return f".{purpose_category}." in f".{map_category}." or map_category.startswith(purpose_category + ".")
+
+
+def _label(choices, code: str | None) -> str:
+    return str(dict(choices.choices).get(code, code)) if code else ""
+
+
 @register_report
 class RecordsOfProcessingReport(BaseReport):
     """GDPR Art. 30(1) records of processing, generated from the purposes and the data map."""
@@ -133,11 +158,12 @@ class RecordsOfProcessingReport(BaseReport):
         for p in purposes_published(locale=lang):
             stores = sorted({
                 store for cat in p["data_categories"] for known, held in systems.items()
-                if known == cat or known.startswith(cat + ".") for store in held
+                if category_covers(cat, known) for store in held
             })
+            basis = p["legal_basis"]
             yield (
-                p["code"], p["name"], p["description"], p["legal_basis"]["gdpr"] or "",
-                p["legal_basis"]["ccpa"] or "", p["legal_basis"]["appi"] or "",
+                p["code"], p["name"], p["description"], _label(GdprBasis, basis["gdpr"]),
+                _label(CcpaCategory, basis["ccpa"]), _label(AppiCategory, basis["appi"]),
                 ", ".join(p["data_categories"]), ", ".join(stores), ", ".join(p["recipients"]),
                 p["transfer_country"] or "",
                 gettext("%(d)s days") % {"d": p["retention_days"]} if p["retention_days"] else "",

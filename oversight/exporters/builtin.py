@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import IO
 
 from django.utils.translation import gettext
@@ -19,7 +18,6 @@ from oversight.exporters.base import BaseExporter, ReportTable
 FLUSH_ROWS = 2000
 XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit minus the header row
 PDF_MAX_ROWS = 500
-PDF_FONT = "HeiseiKakuGo-W5"
 
 
 @register
@@ -129,14 +127,42 @@ class XlsxExporter(BaseExporter):
         workbook.save(handle)
 
 
-@lru_cache(maxsize=1)
-def _pdf_font() -> str:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+CELL_PT = 6.5
+CELL_PADDING_PT = 6  # reportlab's default cell padding, left + right
+MAX_COLUMN_MM = 70
+MIN_COLUMN_MM = 12
+CJK_HEADER_MIN_MM = 30  # a Japanese header may wrap between characters beyond this
 
-    # A CID font ships with reportlab (no file to download) and renders Japanese.
-    pdfmetrics.registerFont(UnicodeCIDFont(PDF_FONT))
-    return PDF_FONT
+
+def _is_cjk(text: str) -> bool:
+    return any("\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef" for ch in text)
+
+
+def pdf_column_widths(headers: list[str], rows: list[list[str]], *, available: float, font: str,
+                      bold: str, size: float = CELL_PT) -> list[float]:
+    """Column widths (points) that fit ``available``: each at least its header's longest word (so
+    headers never break inside a word), the rest shared by how much text each column holds."""
+    from reportlab.lib.units import mm
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    minimum, natural = [], []
+    for index, header in enumerate(headers):
+        words = header.split() or [header]
+        longest = max(stringWidth(word, bold, size) for word in words)
+        if _is_cjk(header):
+            longest = min(longest, CJK_HEADER_MIN_MM * mm)
+        low = max(longest + CELL_PADDING_PT, MIN_COLUMN_MM * mm)
+        content = max((stringWidth(row[index], font, size) for row in rows[:200]), default=0.0)
+        full = max(stringWidth(header, bold, size), content) + CELL_PADDING_PT
+        minimum.append(low)
+        natural.append(max(low, min(full, MAX_COLUMN_MM * mm)))
+    if sum(natural) <= available:
+        scale = available / sum(natural)
+        return [w * scale for w in natural]
+    spare = max(0.0, available - sum(minimum))
+    extra = [n - m for n, m in zip(natural, minimum, strict=True)]
+    total_extra = sum(extra) or 1.0
+    return [m + spare * e / total_extra for m, e in zip(minimum, extra, strict=True)]
 
 
 @register
@@ -156,52 +182,63 @@ class PdfExporter(BaseExporter):
         from reportlab.lib.units import mm
         from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-        font = _pdf_font()
-        title_style = ParagraphStyle("t", fontName=font, fontSize=15, leading=20, spaceAfter=6)
-        text = ParagraphStyle("b", fontName=font, fontSize=9, leading=12)
-        cell = ParagraphStyle("c", fontName=font, fontSize=6.5, leading=8, wordWrap="CJK")
-        doc = SimpleDocTemplate(
-            handle, pagesize=landscape(A4), leftMargin=10 * mm, rightMargin=10 * mm,
-            topMargin=10 * mm, bottomMargin=10 * mm, title=str(table.title), author="Mamoru",
-        )
-        story = [Paragraph(_escape(table.title), title_style)]
-        for label, value in [*table.meta, *table.summary]:
-            story.append(Paragraph(f"<b>{_escape(label)}</b>: {_escape(value)}", text))
-        for note in table.notes:
-            story.append(Paragraph(_escape(note), text))
-        story.append(Spacer(1, 4 * mm))
+        from oversight.exporters.pdf_fonts import pdf_fonts_for, pdf_fonts_release
 
-        data = [[Paragraph(_escape(c.label), cell) for c in table.columns]]
-        shown, total = 0, 0
+        headers = [str(c.label) for c in table.columns]
+        shown: list[list[str]] = []
+        total = 0
         for row in table.rows:
             total += 1
-            if shown < PDF_MAX_ROWS:
-                data.append([Paragraph(_escape("" if v is None else v), cell) for v in row])
-                shown += 1
-        grid = Table(data, repeatRows=1)
-        grid.setStyle(
-            TableStyle(
-                [
-                    ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef3")),
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ]
+            if len(shown) < PDF_MAX_ROWS:
+                shown.append(["" if v is None else str(v) for v in row])
+        lines = [(str(label), str(value)) for label, value in [*table.meta, *table.summary]]
+        count_line = gettext("Rows: %(total)d") % {"total": total}
+        if total > len(shown):
+            count_line += " — " + gettext(
+                "The first %(shown)d rows are shown; export CSV or XLSX for all of them.") % {"shown": len(shown)}
+        texts = [str(table.title), count_line, *headers, *(t for pair in lines for t in pair),
+                 *map(str, table.notes), *(cell for row in shown for cell in row)]
+        fonts = pdf_fonts_for("".join(texts))
+        try:
+            title_style = ParagraphStyle("t", fontName=fonts.bold, fontSize=15, leading=20, spaceAfter=6)
+            text = ParagraphStyle("b", fontName=fonts.regular, fontSize=9, leading=12)
+            strong = ParagraphStyle("s", parent=text, fontName=fonts.bold)
+            cell = ParagraphStyle("c", fontName=fonts.regular, fontSize=CELL_PT, leading=8, wordWrap="CJK")
+            head = ParagraphStyle("h", fontName=fonts.bold, fontSize=CELL_PT, leading=8)
+            head_cjk = ParagraphStyle("hj", parent=head, wordWrap="CJK")
+            page = landscape(A4)
+            doc = SimpleDocTemplate(
+                handle, pagesize=page, leftMargin=10 * mm, rightMargin=10 * mm,
+                topMargin=10 * mm, bottomMargin=10 * mm, title=str(table.title), author="Mamoru",
+                # Pages start in our font: no unembedded base-14 font (Helvetica) is referenced.
+                initialFontName=fonts.regular,
             )
-        )
-        story.append(grid)
-        story.append(Spacer(1, 3 * mm))
-        story.append(Paragraph(_escape(gettext("Rows: %(total)d") % {"total": total}), text))
-        if total > shown:
-            story.append(
-                Paragraph(
-                    _escape(
-                        gettext("The first %(shown)d rows are shown; export CSV or XLSX for all of them.")
-                        % {"shown": shown}
-                    ),
-                    text,
+            # The row count first, on page one: the reader knows at once how much the report holds.
+            story = [Paragraph(_escape(table.title), title_style), Paragraph(_escape(count_line), strong)]
+            for label, value in lines:
+                story.append(Paragraph(f'<font name="{fonts.bold}">{_escape(label)}</font>: {_escape(value)}', text))
+            for note in table.notes:
+                story.append(Paragraph(_escape(note), text))
+            story.append(Spacer(1, 4 * mm))
+            widths = pdf_column_widths(headers, shown, available=page[0] - 20 * mm, font=fonts.regular,
+                                       bold=fonts.bold)
+            data = [[Paragraph(_escape(h), head_cjk if _is_cjk(h) else head) for h in headers]]
+            data += [[Paragraph(_escape(v), cell) for v in row] for row in shown]
+            grid = Table(data, colWidths=widths, repeatRows=1)
+            grid.setStyle(
+                TableStyle(
+                    [
+                        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef3")),
+                        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                        ("FONTNAME", (0, 0), (-1, -1), fonts.regular),
+                    ]
                 )
             )
-        doc.build(story)
+            story.append(grid)
+            doc.build(story)
+        finally:
+            pdf_fonts_release(fonts)
 
 
 def _escape(value) -> str:

@@ -80,7 +80,7 @@ def test_every_format_has_the_same_rows(audited_profiles, role_users):
     sheet = load_workbook(io.BytesIO(_export(dpo, "xlsx")), read_only=True).worksheets[0]
     assert [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)] == expected
     pdf = _export(dpo, "pdf")
-    assert pdf.startswith(b"%PDF") and b"HeiseiKakuGo-W5" in pdf
+    assert pdf.startswith(b"%PDF") and b"+MamoruCJK" in pdf and b"/FontFile2" in pdf  # CJK font embedded
 
 
 def test_export_is_audited_and_never_contains_itself(audited_profiles, role_users):
