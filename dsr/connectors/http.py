@@ -174,7 +174,7 @@ class HttpConnector(BaseConnector):
                 raise StoreUnavailable(f"{method} {label}: {exc}", retry_after=exc.seconds) from exc
             except OutboundRefused as exc:
                 raise StoreError(f"{method} {label}: {exc}") from exc
-            except OutboundTooLarge as exc:
+            except (OutboundTooLarge, httpx.InvalidURL) as exc:  # InvalidURL: a malformed next link
                 raise StoreError(f"{method} {label}: {exc}") from exc
             except httpx.TransportError as exc:
                 raise StoreUnavailable(f"{method} {label}: {type(exc).__name__}") from exc
