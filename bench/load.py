@@ -18,6 +18,8 @@ Phases, printed with their goals:
   3. base rate for ``--duration`` s (goal: 0 errors, p99 < 100 ms);
   4. 2 × base for ``--duration`` s (goal: the excess answered 503/429 with ``Retry-After`` quickly —
      p99 of those answers < 100 ms — and no other errors);
+  4b. ``--flood`` req/s (150) for ``--flood-seconds`` (30): far past capacity even when the base
+     rate was limited by something else (a noisy machine); goal as in 4;
   5. base rate again for ``--duration`` s right after (goal: recovered, 0 errors, p99 < 100 ms);
   6. every consent event acknowledged (201) is stored (goal: acknowledged = stored).
 
@@ -62,6 +64,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--start", type=int, default=40, help="first step-up rate (req/s)")
     parser.add_argument("--step", type=int, default=20, help="step-up increment (req/s)")
     parser.add_argument("--step-seconds", type=int, default=20, help="seconds per step-up step")
+    parser.add_argument("--flood", type=int, default=150,
+                        help="after the 2x phase, this rate for --flood-seconds (0: skip): far past "
+                             "capacity, whatever the base rate was")
+    parser.add_argument("--flood-seconds", type=int, default=30)
     parser.add_argument("--workers", type=int, default=0, help="gunicorn processes (default: the config's)")
     parser.add_argument("--threads", type=int, default=0, help="threads per process (default: the config's)")
     parser.add_argument("--celery-concurrency", type=int, default=1)
@@ -466,6 +472,10 @@ async def main_async(args, env: dict, secrets: dict, procs) -> dict:
     s = summary(await load.phase(2 * base, args.duration), args.duration)
     out["overload"] = s
     show("2x base (overload)", s, "excess 503/429 + Retry-After, their p99 < 100 ms, no other errors")
+    if args.flood:
+        s = summary(await load.phase(args.flood, args.flood_seconds), args.flood_seconds)
+        out["flood"] = s
+        show(f"flood {args.flood} req/s", s, "saturated: excess 503/429 + Retry-After quickly, no other errors")
     s = summary(await load.phase(base, args.duration), args.duration)
     out["recovery"] = s
     show("recovery (base)", s, "0 errors, p99 < 100 ms")
@@ -499,6 +509,10 @@ def main() -> None:
         "overload: shed quickly, nothing else fails": out["overload"]["other_errors"] == 0
         and out["overload"]["shed_p99_ms"] < GOAL_P99_MS
         and out["overload"]["shed_with_retry_after"] == out["overload"]["shed"],
+        "flood: saturated, shed quickly, nothing else fails": "flood" not in out or (
+            out["flood"]["other_errors"] == 0 and out["flood"]["shed"] > 0
+            and out["flood"]["shed_p99_ms"] < GOAL_P99_MS
+            and out["flood"]["shed_with_retry_after"] == out["flood"]["shed"]),
         "recovery: 0 errors, p99 < 100 ms": clean(out["recovery"]),
         "acknowledged events = stored": out["events_acknowledged"] == out["events_stored"],
     }
