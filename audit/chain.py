@@ -204,8 +204,14 @@ def _lock_postgresql(cursor, connection, count: int, prefix: str = "") -> tuple[
         pass  # skip the results of the prefixed statements (BEGIN, SET LOCAL)
     rows = cursor.fetchall()
     if not rows:
-        # Every head is busy (or not created yet): wait for our own.
-        _heads_create(connection, partitions)
+        # Every head is busy (or not created yet): wait for our own. Created on this cursor, in the
+        # caller's transaction: the read path sent its own BEGIN, which Django does not know about,
+        # so the ORM (which would open an atomic block) must not touch this connection here.
+        cursor.execute(
+            f"INSERT INTO {table} (id, seq, hash, last_seq, updated_at) "  # noqa: S608
+            "SELECT g, 0, %s, 0, now() FROM generate_series(1, %s) AS g ON CONFLICT (id) DO NOTHING",
+            [GENESIS, partitions],
+        )
         cursor.execute(f"SELECT id, seq, hash FROM {table} WHERE id = %s FOR UPDATE", [preferred + 1])  # noqa: S608
         part, pseq, prev = cursor.fetchone()
         cursor.execute(f"SELECT nextval('{SEQUENCE}') FROM generate_series(1, %s)", [count])  # noqa: S608 - constant

@@ -139,3 +139,34 @@ def test_profile_retrieve_logs_its_read_through_the_fast_path(workspaces, role_u
     entries = AuditEntry.objects.filter(object_pk=str(profile.pk), additional_data__via="api:retrieve")
     assert entries.count() == 3
     assert list(chain_verify()) == []
+
+
+def test_a_read_waits_for_its_own_head_when_every_head_is_held(workspaces, role_users, settings):
+    """Every head held by other writers (more writers than partitions, as under load): the read's
+    entry waits for its own head on the connection's own transaction. Before, the wait path created
+    the heads through the ORM, which cannot open its atomic block inside the read path's BEGIN
+    ("can't change 'autocommit' now"), and the read failed with a 500."""
+    _postgres_only()
+    settings.MAMORU_AUDIT_CHAIN_PARTITIONS = 1
+    from django.db import transaction
+
+    dpo, profile = role_users["dpo"], make_profile(workspaces[0])
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        try:
+            with transaction.atomic():
+                access_record(actor=dpo, obj=profile, fields=["email"], via="holder")
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(timeout=30)
+    threading.Timer(0.5, release.set).start()
+    entry = access_record(actor=dpo, obj=profile, fields=["email"], via="waiter")  # waits, then seals
+    thread.join(timeout=30)
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()
+    assert list(chain_verify()) == []
