@@ -37,7 +37,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     GUNICORN_BIND=0.0.0.0:8000 \
     LOG_FORMAT=json
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 tini \
+ && apt-get install -y --no-install-recommends libpq5 tini fonts-noto-cjk \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 mamoru \
  && useradd --system --uid 10001 --gid mamoru --home-dir /var/lib/mamoru --shell /usr/sbin/nologin mamoru \
