@@ -43,6 +43,7 @@ from consent.selectors import UnknownPurpose, catalogue, purpose_get
 from governance.api.errors import Conflict, DomainError
 from governance.bulk import rows_insert, rows_upsert
 from governance.crypto.blind_index import blind_index
+from governance.locking import retry_on_deadlock
 from governance.subjects.identities import InvalidIdentity, index_kind, normalize_identity
 from governance.subjects.models import (
     Identity,
@@ -336,7 +337,9 @@ def _resolve_profiles(prepared: list[_Prepared], ctx: RecordContext) -> None:
         )
     }
     upserted: dict[tuple, Profile] = {}
-    for p in prepared:
+    # Upserts in one order (by identity) in every batch, so two batches never wait on each other's
+    # new identities in opposite orders.
+    for p in sorted(prepared, key=lambda p: tuple(sorted(ix for *_x, ix in p.identities))):
         profile = known.get((p.primary_kind, p.primary_namespace, p.primary_index))
         needs_link = len(p.identities) > 1
         if profile is not None and profile.status == ProfileStatus.ACTIVE and not needs_link:
@@ -466,7 +469,17 @@ def consent_events_record(*, items: Sequence[EventInput], ctx: RecordContext,
             errors.append({"index": index, "code": exc.code, "detail": exc.detail, **exc.extra})
     if errors:
         raise batch_rejection(errors, single=len(items) == 1)
+    # Concurrent batches for the same people can deadlock in PostgreSQL (identity rows, state rows
+    # and the chain heads of the consent journal and the audit log): the database aborts one, and
+    # the whole batch runs again (nothing of the aborted attempt was kept).
+    return retry_on_deadlock(lambda: _events_record(prepared, ctx, gpc_profiles))
+
+
+def _events_record(prepared: list[_Prepared], ctx: RecordContext,
+                   gpc_profiles: Sequence[tuple[Profile, str, str]]) -> RecordResult:
     now = timezone.now()
+    for p in prepared:
+        p.profile = None  # resolved (again) inside this attempt's transaction
     with transaction.atomic():
         with amendments_deferred() as amendments:  # merges while linking identities: sealed below
             _resolve_profiles(prepared, ctx)
@@ -482,7 +495,7 @@ def consent_events_record(*, items: Sequence[EventInput], ctx: RecordContext,
             (s.profile_id, s.purpose_id): s
             for s in ConsentState.objects.select_for_update().filter(
                 profile_id__in=profile_ids, purpose_id__in=purpose_ids
-            )
+            ).order_by("profile_id", "purpose_id")  # one lock order for every batch
         }
         events: list[ConsentEvent] = []
         gpc_events: list[ConsentEvent] = []
