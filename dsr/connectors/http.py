@@ -351,7 +351,12 @@ class HttpConnector(BaseConnector):
             if step.get("job"):
                 http_extras.job_wait(lambda m, p: self._job_answer(m, p), step["job"],
                                      self._json(response, method, path) if response.content else {})
+            if step.get("until_gone"):
+                http_extras.gone_wait(self._gone, step["until_gone"], values)
         return True
+
+    def _gone(self, path: str, params: dict) -> bool:
+        return self._request("GET", path, **({"params": params} if params else {})) is None
 
     def _job_answer(self, method: str, path: str):
         response = self._request(method, path)

@@ -18,7 +18,9 @@ docs/connectors.md), beyond ``GET /things?email=…``:
 * **Pagination** — ``{type: offset, param: offset, size_param: count, size: 100, total:
   total_items}``; ``cursor`` with ``has_more: meta.has_more`` (stop when false),
   ``from_last_row: id`` (the cursor is the last row's id: Stripe's ``starting_after``) and
-  ``in: body`` (the cursor goes into the JSON body: HubSpot's ``after``).
+  ``in: body`` (the cursor goes into the JSON body: HubSpot's ``after``; a dotted name is a nested
+  key: Intercom's ``pagination.starting_after``); ``offset`` with ``text: "limit {size} offset
+  {offset}"`` writes the page into the text of the ``param`` (kintone's ``query``).
 * **Erasure steps and asynchronous jobs** — ``delete`` (or ``update``) may be a list of steps run in
   order (Zendesk: soft delete, then permanent deletion); a step with ``job:`` polls the job its
   answer names until it is done::
@@ -28,9 +30,15 @@ docs/connectors.md), beyond ``GET /things?email=…``:
             interval_seconds: 1, timeout_seconds: 300}
 
   A job that fails is a ``StoreError``; one still running at the timeout is ``StoreUnavailable``
-  (the node is retried later; deletions are idempotent: not found counts as done).
+  (the node is retried later; deletions are idempotent: not found counts as done). A service that
+  erases asynchronously without a job to poll (Klaviyo) gets ``until_gone``: after the step, the
+  row's own URL is read until it answers "not found"::
+
+      until_gone: {path: "/api/profiles/{id}/", interval_seconds: 2, timeout_seconds: 600}
+
 * **Error bodies** — ``connection.error_message: error.message`` names where the API puts its
-  message; it is quoted (shortened) in node errors.
+  message (a number picks a list item: ``errors.0.detail``, Salesforce's ``0.message``); it is
+  quoted (shortened) in node errors.
 """
 
 from __future__ import annotations
@@ -61,10 +69,14 @@ FILTERS: dict[str, Callable[[str], str]] = {
 
 
 def dig(data, path: str | None):
+    """``a.b.c`` in nested objects; a number picks a list item (``errors.0.detail``, ``0.message``)."""
     if not path:
         return data
     for part in str(path).split("."):
-        data = data.get(part) if isinstance(data, dict) else None
+        if isinstance(data, list) and part.isdigit():
+            data = data[int(part)] if int(part) < len(data) else None
+        else:
+            data = data.get(part) if isinstance(data, dict) else None
     return data
 
 
@@ -168,15 +180,35 @@ class Pager:
         self.p = pagination
         self.params = dict(params)
         self.body = json.loads(json.dumps(body)) if body is not None else None
+        self.offset = int(self.p.get("start", 0))
         if self.p.get("type") == "offset":
-            self.params[self.p.get("size_param", "limit")] = self.p.get("size", 100)
-            self.params[self.p.get("param", "offset")] = self.p.get("start", 0)
+            param = self.p.get("param", "offset")
+            if self.p.get("text"):  # written into a query language's text (kintone)
+                self.text_base = str(self.params.get(param, "")).rstrip()
+            else:
+                self.params[self.p.get("size_param", "limit")] = self.p.get("size", 100)
+            self._offset_set(self.offset)
+
+    def _offset_set(self, offset: int) -> None:
+        self.offset = offset
+        param = self.p.get("param", "offset")
+        if self.p.get("text"):
+            text = str(self.p["text"]).replace("{size}", str(int(self.p.get("size", 100))))
+            self.params[param] = f"{self.text_base} {text.replace('{offset}', str(offset))}".strip()
+        else:
+            self.params[param] = offset
 
     def _set(self, name: str, value) -> None:
         if self.p.get("in") == "body":
             if not isinstance(self.body, dict):
                 self.body = {}
-            self.body[name] = value
+            target = self.body
+            *parents, last = str(name).split(".")  # pagination.starting_after: a nested key
+            for part in parents:
+                if not isinstance(target.get(part), dict):
+                    target[part] = {}
+                target = target[part]
+            target[last] = value
         else:
             self.params[name] = value
 
@@ -185,12 +217,11 @@ class Pager:
         kind = self.p.get("type")
         if kind == "offset":
             size = int(self.p.get("size", 100))
-            param = self.p.get("param", "offset")
-            offset = int(self.params[param]) + len(rows)
+            offset = self.offset + len(rows)
             total = dig(body, self.p["total"]) if self.p.get("total") else None
             if not rows or (total is not None and offset >= int(total)) or (total is None and len(rows) < size):
                 return False
-            self.params[param] = offset
+            self._offset_set(offset)
             return True
         if kind == "cursor":
             if self.p.get("has_more") and not dig(body, self.p["has_more"]):
@@ -254,3 +285,18 @@ def job_wait(request: Callable, job: dict, answer, *, sleep: Callable[[float], N
         if answer is None:
             raise StoreError(f"job {job_id}: not found when polled")
         status = dig(answer, job.get("status", "status"))
+
+
+def gone_wait(is_gone: Callable[[str, dict], bool], spec: dict, values: dict, *,
+              sleep: Callable[[float], None] = time.sleep) -> None:
+    """Poll ``spec['path']`` (filled from the row) until the API answers "not found": an erasure
+    the service runs asynchronously without a job to poll (Klaviyo's deletion requests)."""
+    path = fill(spec["path"], values, quote_values=True)
+    params = {k: fill(str(v), values, quote_values=False) for k, v in (spec.get("params") or {}).items()}
+    interval = float(spec.get("interval_seconds", JOB_DEFAULT_INTERVAL))
+    timeout = float(spec.get("timeout_seconds", JOB_DEFAULT_TIMEOUT))
+    deadline = time.monotonic() + timeout
+    while not is_gone(path, params):
+        if time.monotonic() >= deadline:
+            raise StoreUnavailable(f"still there after {timeout:g}s: {path.split('?', 1)[0]}")
+        sleep(interval)
