@@ -150,11 +150,17 @@ def test_admin_lists_requests_with_progress_and_denies_with_reasons(admin_client
     page = admin_client.get("/admin/dsr/datasubjectrequest/")
     assert page.status_code == 200 and b"<progress" in page.content
     assert admin_client.get(f"/admin/dsr/datasubjectrequest/{pk}/change/").status_code == 200
-    form = admin_client.post("/admin/dsr/datasubjectrequest/", {"action": "deny", "_selected_action": [pk]})
+    # One request denied from the list: its confirmation page (reason, then a preview, then confirm).
+    action = admin_client.post("/admin/dsr/datasubjectrequest/", {"action": "deny", "_selected_action": [pk]})
+    assert action.status_code == 302 and action.url.endswith(f"/{pk}/deny/")
+    form = admin_client.get(action.url)
     assert form.status_code == 200 and b"reason" in form.content
+    reason = {"reason": "Could not verify identity."}
+    preview = admin_client.post(action.url, {**reason, "step": "preview"})
+    assert preview.status_code == 200 and b"Could not verify identity." in preview.content
+    assert DataSubjectRequest.objects.get(pk=pk).status != RequestStatus.REJECTED  # nothing done yet
     with TestCase.captureOnCommitCallbacks(execute=True):
-        admin_client.post("/admin/dsr/datasubjectrequest/", {
-            "action": "deny", "_selected_action": [pk], "apply": "1", "reason": "Could not verify identity."})
+        admin_client.post(action.url, {**reason, "step": "confirm"})
     assert DataSubjectRequest.objects.get(pk=pk).status == RequestStatus.REJECTED
 
 
