@@ -26,7 +26,7 @@ import shutil
 import statistics
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,14 +151,15 @@ def security_off():
     from governance.crypto import envelope
     from governance.subjects import api
 
-    saved = envelope.encrypt, envelope.decrypt, api.access_record
+    saved = envelope.encrypt, envelope.decrypt, api.access_record, api.access_recording
     envelope.encrypt = lambda *, dek_id, plaintext, aad: plaintext
     envelope.decrypt = lambda *, dek_id, token, aad: token
     api.access_record = lambda **kwargs: None
+    api.access_recording = lambda **kwargs: nullcontext()  # the retrieve view's read logging
     try:
         yield
     finally:
-        envelope.encrypt, envelope.decrypt, api.access_record = saved
+        envelope.encrypt, envelope.decrypt, api.access_record, api.access_recording = saved
 
 
 def time_requests(client, header: str, ids: list, n: int) -> list[float]:
