@@ -70,6 +70,55 @@ def test_dockerfile_is_multi_stage_non_root_without_compilers():
         assert f"COPY {app} ./{app}" in runtime, app
 
 
+def test_dockerfile_runtime_installs_japanese_fonts_without_recommends():
+    # PDFs (DSR packages, audit exports) embed Japanese only if a CJK font is in the runtime image
+    runtime = re.split(r"^FROM ", (ROOT / "Dockerfile").read_text(), flags=re.M)[2]
+    installs = re.findall(r"apt-get install ([^&]+)", runtime)
+    assert installs and all("--no-install-recommends" in line for line in installs), installs
+    assert any(re.search(r"\bfonts-noto-cjk\b", line) for line in installs), installs
+
+
+def test_compose_trusts_only_the_proxy_container_not_the_docker_gateway(compose):
+    import ipaddress
+
+    # given the compose network: its gateway is where docker-proxy's connections from the host come from
+    (pool,) = compose["networks"]["mamoru"]["ipam"]["config"]
+    subnet, gateway = ipaddress.ip_network(pool["subnet"]), ipaddress.ip_address(pool["gateway"])
+    dynamic = ipaddress.ip_network(pool["ip_range"])
+    proxy = ipaddress.ip_address(compose["services"]["proxy"]["networks"]["mamoru"]["ipv4_address"])
+    # then the proxy has a fixed address in the subnet that no other container can be given
+    assert proxy in subnet and gateway in subnet and dynamic.subnet_of(subnet)
+    assert proxy != gateway and proxy not in dynamic and gateway not in dynamic
+    # and every role that reads X-Forwarded-For trusts that one address, not the gateway nor a network
+    for name in ("web", "worker", "scheduler", "migrate"):
+        trusted = [ipaddress.ip_network(item.strip(), strict=False)
+                   for item in compose["services"][name]["environment"]["MAMORU_TRUSTED_PROXIES"].split(",")]
+        assert trusted == [ipaddress.ip_network(f"{proxy}/32")], (name, trusted)
+        assert not any(gateway in network for network in trusted)
+
+
+def test_nginx_passes_the_tls_terminators_scheme_on():
+    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    # given a map from the upstream X-Forwarded-Proto, falling back to the proxy's own scheme
+    found = re.search(r"map \$http_x_forwarded_proto \$(\w+) \{([^}]*)\}", text)
+    assert found, "no map of $http_x_forwarded_proto"
+    variable, body = found.groups()
+    entries = dict(line.split(None, 1) for line in (part.strip().rstrip(";") for part in body.split("\n")) if line)
+    assert entries == {"default": "$scheme", "http": "http", "https": "https"}, entries
+    # then that is what the web replicas get, never the proxy's own (always http) scheme
+    headers = re.findall(r"proxy_set_header X-Forwarded-Proto (\S+);", text)
+    assert headers == [f"${variable}"], headers
+
+
+def test_operations_doc_describes_tls_in_front_of_the_proxy():
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    section = doc[doc.index("**TLS in front of the bundled proxy**"):][:2000]
+    for needle in ("X-Forwarded-Proto: https", "SECURE_SSL_REDIRECT=true", "MAMORU_HTTP_PORT=127.0.0.1:8080",
+                   "set_real_ip_from"):
+        assert needle in section, needle
+    assert "terminate it in front of the proxy and\n  set `SECURE_SSL_REDIRECT=true` again" not in doc
+
+
 # --- the entrypoint, run on this host with the image's environment ---------------------------------
 
 
