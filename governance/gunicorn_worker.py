@@ -10,12 +10,14 @@ in the worker's event loop instead, as a buffering reverse proxy does:
 
 - an accepted connection (and a kept-alive one) waits in the event loop, costing no thread;
 - what the client sends is read there without blocking until the request's headers are complete
-  and, for a ``Content-Length`` body up to ``GUNICORN_BUFFER_BODY_BYTES`` (1 MiB), the body too;
-  only then does a thread take the request, with every byte already in memory;
+  and, for a body up to ``GUNICORN_BUFFER_BODY_BYTES`` (1 MiB; ``Content-Length`` or chunked, the
+  latter counted as sent, chunk framing included), the body too; only then does a thread take the
+  request, with every byte already in memory (a chunked upload that stalled held a thread until the
+  client went away: issue 13, QA of finding 2);
 - a connection that has not delivered that much within ``GUNICORN_REQUEST_READ_TIMEOUT`` seconds
   (10) of being accepted (or of starting its next request) is closed; idle kept-alive connections
   still close after ``keepalive`` seconds;
-- larger or chunked bodies are read by the thread (streamed, as before).
+- larger bodies are read by the thread (streamed, as before).
 
 TLS (``certfile``) and HTTP/2 prior knowledge make the event loop unable to read plain HTTP/1 bytes;
 with either, connections are handed over as soon as they are readable (never blocking a thread
@@ -48,6 +50,7 @@ MAX_HEADER_BYTES = 64 * 1024  # gunicorn's own limits (request line 8190, 100 fi
 RECV_BYTES = 64 * 1024
 LINGER_SECONDS = 2.0  # as gunicorn.util.close_graceful
 LINGER_MAX_BYTES = 64 * 1024
+MAX_CHUNK_LINE_BYTES = 4096  # a chunk-size line (hex size and extensions) longer than this is malformed
 
 
 def _env_float(name: str, default: float) -> float:
@@ -55,37 +58,79 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value.strip() else default
 
 
-def _body_length(head: bytes) -> int | None:
-    """The ``Content-Length`` of a request whose head (up to the blank line) is ``head``: 0 without
-    a body, None when the body's length is not known from the head (chunked, malformed: the thread
-    reads it, or gunicorn's parser rejects the request)."""
-    length = 0
+def _body_framing(head: bytes) -> int | str | None:
+    """How the body of a request whose head (up to the blank line) is ``head`` is framed: its
+    ``Content-Length`` (0 without a body), ``"chunked"``, or None when neither can be trusted (an
+    unknown transfer coding, both headers, a malformed length: gunicorn's parser rejects those)."""
+    length: int | None = 0
+    chunked = seen_length = False
     for line in head.split(b"\r\n")[1:]:
         name, sep, value = line.partition(b":")
         if not sep:
             continue
         name = name.strip().lower()
         if name == b"transfer-encoding":
-            return None
-        if name == b"content-length":
-            value = value.strip()
-            if not value.isdigit():
+            if chunked or value.strip().lower() != b"chunked":
                 return None
-            length = int(value)
+            chunked = True
+        elif name == b"content-length":
+            value = value.strip()
+            if seen_length or not value.isdigit():
+                return None
+            seen_length, length = True, int(value)
+    if chunked:
+        return None if seen_length else "chunked"
     return length
 
 
-def request_buffered(data: bytes | bytearray, *, max_body: int) -> bool:
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _chunks_complete(data: bytes | bytearray, pos: int) -> tuple[bool | None, int]:
+    """Walk a chunked body in ``data`` from ``pos`` (the start of a chunk-size line): ``(True, _)``
+    once the last chunk and the trailer section are in, ``(False, pos)`` while more is needed
+    (``pos``: the first chunk not complete yet, where the next walk resumes), ``(None, _)`` when the
+    framing is malformed (the parser answers 400)."""
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return (None if len(data) - pos > MAX_CHUNK_LINE_BYTES else False), pos
+        size_text = bytes(data[pos:eol]).split(b";", 1)[0].strip()
+        if not size_text or not _HEX.issuperset(size_text):
+            return None, pos
+        size = int(size_text, 16)
+        if size == 0:  # the last chunk, then trailer fields up to a blank line
+            return data.find(HEADER_END, eol) >= 0, pos
+        end = eol + 2 + size
+        if len(data) < end + 2:
+            return False, pos
+        if data[end:end + 2] != b"\r\n":
+            return None, pos
+        pos = end + 2
+
+
+def request_buffered(data: bytes | bytearray, *, max_body: int, scan: list[int] | None = None) -> bool:
     """Whether ``data`` holds enough of a request to hand it to a thread without that thread
-    waiting for the client: the whole head and the whole body (bodies longer than ``max_body``,
-    chunked bodies and anything malformed: the whole head)."""
+    waiting for the client: the whole head and the whole body, ``Content-Length`` or chunked
+    (bodies longer than ``max_body`` and anything malformed: the whole head). ``scan`` (a
+    one-item list, kept per connection) lets a chunked body's walk resume where it stopped."""
     end = data.find(HEADER_END)
     if end < 0:
         return len(data) > MAX_HEADER_BYTES  # the parser will answer 431/400
-    length = _body_length(bytes(data[:end]))
-    if length is None or length > max_body:
+    body_start = end + len(HEADER_END)
+    framing = _body_framing(bytes(data[:end]))
+    if framing is None:
         return True
-    return len(data) >= end + len(HEADER_END) + length
+    if framing == "chunked":
+        if len(data) - body_start > max_body:
+            return True  # a larger body is streamed by the thread
+        scan = scan if scan is not None else [0]
+        complete, pos = _chunks_complete(data, max(body_start, scan[0]))
+        scan[0] = pos
+        return complete is not False
+    if framing > max_body:
+        return True
+    return len(data) >= body_start + framing
 
 
 class LoopConn(TConn):
@@ -135,6 +180,7 @@ class BufferingThreadWorker(ThreadWorker):
 
     def _read_in_loop(self, conn: TConn) -> None:
         conn.early = bytearray()
+        conn.scan = [0]
         self.reading[conn] = time.monotonic() + self.read_timeout
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
@@ -155,7 +201,7 @@ class BufferingThreadWorker(ThreadWorker):
             self._drop(conn)
             return
         conn.early += data
-        if request_buffered(conn.early, max_body=self.max_body):
+        if request_buffered(conn.early, max_body=self.max_body, scan=conn.scan):
             self._hand_over(conn)
 
     def _hand_over(self, conn: TConn) -> None:

@@ -113,6 +113,22 @@ def test_the_worker_hands_over_a_request_once_it_is_in_memory():
     assert request_buffered(head + b"12345", max_body=1024)
     assert request_buffered(head, max_body=4)  # a larger body is streamed by the thread
     chunked = b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-    assert request_buffered(chunked, max_body=1024)
+    assert not request_buffered(chunked, max_body=1024)  # a chunked body is buffered too
+    assert not request_buffered(chunked + b"1\r\n[\r\n", max_body=1024)  # stalled after a chunk
+    assert not request_buffered(chunked + b"3;ext=1\r\n[1]\r\n0\r\n", max_body=1024)  # trailers to come
+    assert request_buffered(chunked + b"3;ext=1\r\n[1]\r\n0\r\n\r\n", max_body=1024)
+    assert request_buffered(chunked + b"1\r\n[\r\n1\r\n]\r\n0\r\nX-T: 1\r\n\r\n", max_body=1024)
+    assert request_buffered(chunked + b"400\r\n" + b"x" * 1030, max_body=1024)  # larger: streamed
+    assert request_buffered(chunked + b"zz\r\n", max_body=1024)  # malformed: the parser answers
+    assert request_buffered(chunked + b"2\r\n[]xx", max_body=1024)
+    # the walk resumes where it stopped, across reads
+    scan = [0]
+    data = bytearray(chunked + b"2\r\n[]\r\n1\r\n")
+    assert not request_buffered(data, max_body=1024, scan=scan) and scan[0] == len(chunked) + 7
+    data += b"1\r\n0\r\n\r\n"
+    assert request_buffered(data, max_body=1024, scan=scan)
+    both = b"POST /x HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert request_buffered(both, max_body=1024)  # the parser rejects it
+    assert request_buffered(b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", max_body=1024)
     assert request_buffered(b"POST /x HTTP/1.1\r\nContent-Length: x1\r\n\r\n", max_body=1024)  # the parser rejects it
     assert request_buffered(b"G" * (64 * 1024 + 1), max_body=1024)  # too long for a head: the parser answers

@@ -120,6 +120,33 @@ def test_idle_half_sent_and_lingering_connections_do_not_starve_the_web_server(t
     assert "WORKER TIMEOUT" not in (tmp_path / "web.log").read_text()
 
 
+def test_stalled_chunked_uploads_do_not_hold_the_threads(tmp_path: Path):
+    # given: one process with two threads; a client has 60 s to send its request (the stalls below
+    # last for the whole test, so only buffering can keep the threads free, not the read timeout)
+    proc, port = _start_web(tmp_path, GUNICORN_THREADS="2", GUNICORN_REQUEST_READ_TIMEOUT="60")
+    held: list[socket.socket] = []
+    chunked_head = (b"POST /api/v1/consent/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    try:
+        # when: four times as many chunked uploads as threads send one chunk, then nothing
+        # (issue 13 QA, /tmp/prompts/slow3.py: /healthz took 25-40 s)
+        held += [_connect(port, chunked_head + b"1\r\n[\r\n") for _ in range(8)]
+        # then: health checks are answered at once
+        _healthz_answers(port)
+        # and a chunked upload that arrives in pieces is still served
+        sock = _connect(port, chunked_head + b"1\r\n[\r\n")
+        held.append(sock)
+        time.sleep(0.3)
+        sock.sendall(b"1\r\n]\r\n0\r\n\r\n")
+        answer = sock.recv(65536)
+        assert re.match(rb"HTTP/1\.1 (\d+)", answer) and not answer.startswith(b"HTTP/1.1 5"), answer[:200]
+        assert proc.poll() is None
+    finally:
+        for sock in held:
+            sock.close()
+        _stop(proc)
+
+
 # -- graceful overload ---------------------------------------------------------------------------
 
 def test_a_saturated_web_process_answers_503_with_retry_after_and_recovers(tmp_path: Path):
