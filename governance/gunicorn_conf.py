@@ -14,6 +14,7 @@ Command-line options given after ``-c`` override it (``run_demo --bind``).
   shutdown), ``GUNICORN_KEEPALIVE`` (5 s between requests on a connection; keep it above your
   load balancer's idle timeout only if the balancer reuses connections, and below it otherwise),
   ``GUNICORN_REQUEST_READ_TIMEOUT`` (10 s for a client to send its request).
+- Request line: up to ``GUNICORN_LIMIT_REQUEST_LINE`` bytes (8190, gunicorn's maximum; longer: 414).
 - Recycling: each worker is replaced after ``GUNICORN_MAX_REQUESTS`` requests (10,000; 0 = never),
   plus up to ``GUNICORN_MAX_REQUESTS_JITTER`` (1,000) so the workers do not restart together.
 - Logs: access log on stdout (``GUNICORN_ACCESS_LOG``; ``""`` = none) through
@@ -50,6 +51,12 @@ os.environ.setdefault("GUNICORN_REQUEST_READ_TIMEOUT", str(_float("GUNICORN_REQU
 
 max_requests = _int("GUNICORN_MAX_REQUESTS", 10_000)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 1_000) if max_requests else 0
+
+# The longest request line (method, path with query, version), in bytes: gunicorn's maximum, 8190,
+# the size nginx's header buffers take too. gunicorn's default 4094 sent long API queries its own HTML
+# "414 Request-URI Too Long" page (issue 13 QA) before Django could answer in problem JSON; a longer
+# line still gets that page (gunicorn writes it before the application runs).
+limit_request_line = _int("GUNICORN_LIMIT_REQUEST_LINE", 8190)
 
 
 
