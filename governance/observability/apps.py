@@ -9,4 +9,7 @@ class ObservabilityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance.observability import celery_signals  # noqa: F401 - connects the signals
+        from governance.observability import (
+            celery_signals,  # noqa: F401 - connects the signals
+            metrics,  # noqa: F401 - registers its deploy check
+        )

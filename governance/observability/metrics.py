@@ -18,7 +18,10 @@ Labels never hold a raw path or a query: a request is labelled by its URL patter
 ``<unmatched>`` when nothing matched.
 
 ``/metrics`` answers a ``Authorization: Bearer $MAMORU_METRICS_TOKEN`` when that token is set, and
-only loopback clients when it is not.
+only loopback clients when it is not: a request a proxy forwarded (``X-Forwarded-For``,
+``Forwarded``, ``X-Real-IP``) counts as loopback only when the forwarded client is too, so a proxy
+on the same host does not open ``/metrics`` to the world. ``check --deploy`` warns
+(``observability.W001``) when ``MAMORU_DEPLOYMENT=production`` runs without the token.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from importlib.util import find_spec
 
 from django.apps import apps
 from django.conf import settings
+from django.core import checks
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils import timezone
@@ -186,6 +190,35 @@ def _loopback(address: str | None) -> bool:
         return False
 
 
+def _forwarded_hop(value: str) -> str:
+    """One forwarded address without port, brackets or zone (``[::1]:443``, ``127.0.0.1:80``)."""
+    value = value.strip().strip('"')
+    if value.startswith("[") and "]" in value:
+        value = value[1:value.index("]")]
+    elif value.count(":") == 1 and "." in value:
+        value = value.split(":", 1)[0]
+    return value.split("%", 1)[0]
+
+
+def loopback_client(request: HttpRequest) -> bool:
+    """Whether the client is on this host. The connection's own address must be loopback, and a
+    request that came through a proxy (``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP``: a
+    same-host proxy connects from loopback too) only when every address it forwards is loopback
+    as well: the client a trusted proxy names (the address the audit log and the rate limits use,
+    ``audit.history.client_address``) and every hop before it. Absent or unparseable: not local."""
+    if not _loopback(request.META.get("REMOTE_ADDR")):
+        return False
+    hops = [hop for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    hops += [hop for hop in request.headers.get("X-Real-IP", "").split(",") if hop.strip()]
+    for element in request.headers.get("Forwarded", "").replace(",", ";").split(";"):
+        name, sep, value = element.partition("=")
+        if sep and name.strip().lower() == "for":
+            hops.append(value)
+    if "Forwarded" in request.headers and not hops:
+        return False  # forwarded, client unknown ("for=" left out or "unknown")
+    return all(_loopback(_forwarded_hop(hop)) for hop in hops)
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """``GET /metrics``: bearer token when ``MAMORU_METRICS_TOKEN`` is set, else loopback only."""
     token = settings.MAMORU_METRICS_TOKEN
@@ -193,7 +226,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         scheme, _sep, given = request.headers.get("Authorization", "").partition(" ")
         allowed = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
     else:
-        allowed = _loopback(request.META.get("REMOTE_ADDR"))
+        allowed = loopback_client(request)
     if not allowed:
         response = JsonResponse(
             {"type": "about:blank", "title": "Metrics need a token.", "code": "metrics_forbidden",
@@ -204,3 +237,17 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(scrape(), content_type=CONTENT_TYPE_LATEST)
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_metrics_token(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """observability.W001: production without ``MAMORU_METRICS_TOKEN`` relies on loopback alone."""
+    if getattr(settings, "PRODUCTION", False) and not settings.MAMORU_METRICS_TOKEN:
+        return [checks.Warning(
+            "MAMORU_METRICS_TOKEN is not set: /metrics answers every client that reaches the web "
+            "server from this host (loopback), whatever sits in front of it.",
+            hint="Set MAMORU_METRICS_TOKEN and give Prometheus the token "
+                 "(authorization: credentials in its scrape config).",
+            id="observability.W001",
+        )]
+    return []

@@ -106,3 +106,40 @@ def test_metrics_need_the_token_when_one_is_set(client):
 def test_without_a_token_only_loopback_may_scrape(client):
     assert client.get("/metrics", REMOTE_ADDR="192.0.2.7").status_code == 403
     assert client.get("/metrics", REMOTE_ADDR="::1").status_code != 403
+
+
+@pytest.mark.django_db
+@override_settings(MAMORU_METRICS_TOKEN="", MAMORU_TRUSTED_PROXIES=["127.0.0.1", "::1"])
+def test_without_a_token_a_request_forwarded_by_a_same_host_proxy_is_not_loopback(client):
+    # issue 13 QA (/tmp/prompts/xff.py): nginx on this host connects from 127.0.0.1
+    def status(**headers) -> int:
+        return client.get("/metrics", REMOTE_ADDR="127.0.0.1", **headers).status_code
+
+    # a remote client forwarded by the proxy, however it is spelled, is refused
+    assert status(HTTP_X_FORWARDED_FOR="203.0.113.9") == 403
+    assert status(HTTP_X_FORWARDED_FOR="203.0.113.9, 127.0.0.1") == 403
+    assert status(HTTP_X_FORWARDED_FOR="127.0.0.1, 203.0.113.9") == 403  # an earlier hop counts too
+    assert status(HTTP_X_FORWARDED_FOR="unknown") == 403
+    assert status(HTTP_FORWARDED='for="[2001:db8::7]:443";proto=https') == 403
+    assert status(HTTP_FORWARDED="for=unknown") == 403
+    assert status(HTTP_FORWARDED="proto=https") == 403
+    assert status(HTTP_X_REAL_IP="203.0.113.9") == 403
+    # a scrape forwarded for a client on this host is still local
+    assert status(HTTP_X_FORWARDED_FOR="127.0.0.1") != 403
+    assert status(HTTP_X_FORWARDED_FOR="[::1]:51000, 127.0.0.1:80") != 403
+    assert status(HTTP_FORWARDED='for="[::1]:9090"') != 403
+    assert status() != 403
+
+
+def test_check_deploy_warns_about_production_without_a_metrics_token():
+    from django.core.checks import run_checks
+
+    def ids() -> set[str]:
+        return {message.id for message in run_checks(include_deployment_checks=True)}
+
+    with override_settings(PRODUCTION=True, MAMORU_METRICS_TOKEN=""):
+        assert "observability.W001" in ids()
+    with override_settings(PRODUCTION=True, MAMORU_METRICS_TOKEN="s3cret-token"):
+        assert "observability.W001" not in ids()
+    with override_settings(PRODUCTION=False, MAMORU_METRICS_TOKEN=""):
+        assert "observability.W001" not in ids()
