@@ -1,4 +1,9 @@
-"""API tokens in the admin: scoped, expiring, the secret shown once, listed with their last use."""
+"""API tokens in the admin: scoped, expiring, the secret shown once, listed with their last use.
+
+A token is always created for the signed-in user: no one mints a token for someone else here (a
+token acts as its user, with their powers and under their name in the audit log). The operator's
+``manage.py create_api_token`` is the one way to make a token for another account.
+"""
 
 from django import forms
 from django.contrib import admin, messages
@@ -26,10 +31,13 @@ class ApiTokenForm(forms.ModelForm):
 
     class Meta:
         model = ApiToken
-        fields = ("user", "name", "scopes", "expires_at")
+        fields = ("name", "scopes", "expires_at")  # never "user": the token is the creator's own
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "name" in self.fields and self.instance.pk is None:
+            self.fields["name"].help_text = _("The token is yours: it acts with your permissions, within its "
+                                              "scopes, and what it does is audited under your name.")
         if "expires_at" in self.fields:
             self.fields["expires_at"].required = True
             self.fields["expires_at"].initial = api_token_expiry_default
@@ -60,7 +68,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("user", "name", "scopes", "expires_at")
+            return ("name", "scopes", "expires_at")
         return ("user", "name", "scopes", "expires_at", *self.readonly_fields)
 
     def get_readonly_fields(self, request, obj=None):
@@ -77,8 +85,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
+        # The signed-in user's own token, whatever the request carried (issue 13: a DPO minted a
+        # superuser's token by posting its id).
+        obj.user = request.user
         token, secret = api_token_create(
-            user=obj.user, name=obj.name, scopes=form.cleaned_data["scopes"], expires_at=obj.expires_at
+            user=request.user, name=obj.name, scopes=form.cleaned_data["scopes"], expires_at=obj.expires_at
         )
         obj.pk, obj.key_id, obj.digest, obj.scopes = token.pk, token.key_id, token.digest, token.scopes
         messages.warning(
