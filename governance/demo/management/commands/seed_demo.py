@@ -6,7 +6,9 @@ import json
 import os
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connections
+from django.db.migrations.executor import MigrationExecutor
 from django.utils.module_loading import import_string
 
 DEFAULT_BIND = "127.0.0.1:8000"
@@ -21,6 +23,22 @@ def demo_base_url(bind: str) -> str:
     if host in ("0.0.0.0", "", "[::]"):
         host = "127.0.0.1"
     return f"http://{host}:{port}"
+
+
+def unmigrated_databases() -> list[str]:
+    """The database aliases (``default``, ``keystore``) with migrations not applied yet."""
+    pending = []
+    for alias in settings.DATABASES:
+        try:
+            executor = MigrationExecutor(connections[alias])
+            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        except DatabaseError as exc:
+            raise CommandError(f"The {alias!r} database cannot be read ({exc}). Check DATABASE_URL / "
+                               "MAMORU_KEYSTORE_URL, then run `python manage.py migrate` and "
+                               "`python manage.py migrate --database keystore`.") from exc
+        if plan:
+            pending.append(alias)
+    return pending
 
 
 class Command(BaseCommand):
@@ -42,6 +60,18 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, quiet_logins: bool = False, bind: str = DEFAULT_BIND, **options):
+        # Seeding writes to both databases (the key store holds the profiles' data keys): an
+        # unmigrated one would stop it half-way with "no such table" (issue 13 QA).
+        pending = unmigrated_databases()
+        if pending:
+            commands = {"default": "`python manage.py migrate`",
+                        "keystore": "`python manage.py migrate --database keystore`"}
+            raise CommandError(
+                "Not migrated yet: " + ", ".join(f"the {alias!r} database" for alias in pending)
+                + ". Run " + " and ".join(commands.get(alias, f"`python manage.py migrate --database {alias}`")
+                                          for alias in pending)
+                + " first (a new install needs both), then seed_demo again."
+            )
         base_url = demo_base_url(bind)
         credentials: dict = {"base_url": base_url, "admin_url": f"{base_url}/admin/"}
         for path in settings.MAMORU_DEMO_SEEDERS:
