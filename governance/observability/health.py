@@ -2,7 +2,8 @@
 
 - ``/healthz``: the process is up and answering. No I/O at all, so a slow database never makes an
   orchestrator kill healthy web processes (that would turn a database hiccup into an outage).
-- ``/readyz``: this process can serve: the main database, the key store and the Celery broker each
+- ``/readyz``: this process can serve: the main database, the key store, the Celery broker and the
+  cache that holds the rate limits (``CACHE_URL``: a probe key written, read back and deleted) each
   answer within ``MAMORU_READYZ_TIMEOUT_SECONDS``. 503 with the failing check named otherwise.
 
 Both are answered by :class:`HealthProbeMiddleware` near the top of ``MIDDLEWARE``: before host
@@ -15,9 +16,12 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.db import BaseDatabaseCache
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -35,7 +39,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: default database, key store and broker reachable; 503 naming what failed."""
+    """Readiness: default database, key store, broker and cache reachable; 503 naming what failed."""
     checks = readiness_checks()
     ok = all(check["status"] == "ok" for check in checks.values())
     return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
@@ -47,6 +51,7 @@ def readiness_checks() -> dict[str, dict]:
         "database": lambda: _database_check("default"),
         "keystore": lambda: _database_check("keystore"),
         "broker": lambda: _broker_check(timeout),
+        "cache": _cache_check,
     }
     results: dict[str, dict] = {}
     threads: dict[str, tuple[threading.Thread, dict]] = {}
@@ -93,6 +98,25 @@ def _database_check(alias: str) -> None:
             cursor.fetchone()
     finally:
         connection.close()
+
+
+def _cache_check() -> None:
+    """Write a probe key to the cache that holds the rate limits (CACHES["default"]), read it back
+    and delete it: with the cache down the public endpoints answer 503 rate_limit_unavailable.
+    The database cache (no CACHE_URL) is only read: a probe writes nothing to a database."""
+    cache = caches.create_connection(DEFAULT_CACHE_ALIAS)  # this probe's own client, closed below
+    key, value = f"mamoru:readyz:{uuid.uuid4().hex}", uuid.uuid4().hex
+    try:
+        if isinstance(cache, BaseDatabaseCache):
+            cache.get(key)  # the table is there and answers
+            return
+        cache.set(key, value, timeout=30)
+        if cache.get(key) != value:
+            raise RuntimeError("the cache did not return what was written")
+        cache.delete(key)
+    finally:
+        cache.close()
+        connections.close_all()  # the database cache's connection in this thread
 
 
 def _broker_check(timeout: float) -> None:

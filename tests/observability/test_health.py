@@ -9,6 +9,7 @@ from django.db import connections
 from django.test import override_settings
 
 from governance.celery import app as celery_app
+from tests.servers import REDIS_URL, server_required
 
 
 def _closed_port() -> int:
@@ -43,7 +44,7 @@ def test_readyz_ok_names_every_check(client):
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "keystore", "broker"}
+    assert set(body["checks"]) == {"database", "keystore", "broker", "cache"}
     assert all(check["status"] == "ok" for check in body["checks"].values())
     assert response["Cache-Control"] == "no-store"
 
@@ -84,6 +85,40 @@ def test_readyz_503_when_the_key_store_is_unreachable(client):
     checks = response.json()["checks"]
     assert checks["keystore"]["status"] == "error"
     assert checks["database"]["status"] == "ok"
+
+
+@pytest.mark.django_db
+def test_readyz_503_when_the_rate_limit_cache_is_unreachable(client):
+    # given: CACHE_URL points at a Redis that is not there (issue 13 QA: the DSR portal answered
+    # 503 rate_limit_unavailable while /readyz said ok)
+    dead = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                        "LOCATION": f"redis://127.0.0.1:{_closed_port()}/7"}}
+    with override_settings(CACHES=dead):
+        # when
+        response = client.get("/readyz")
+    # then
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["cache"]["status"] == "error"
+    assert checks["database"]["status"] == "ok"
+
+
+@pytest.mark.django_db
+def test_readyz_checks_a_live_redis_cache_and_leaves_no_key(client):
+    server_required("redis")
+    location = REDIS_URL.rsplit("/", 1)[0] + "/7"
+    live = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location}}
+    with override_settings(CACHES=live):
+        from django.core.cache import caches
+
+        cache = caches.create_connection("default")
+        before = set(cache._cache.get_client().keys("*mamoru:readyz:*"))
+        response = client.get("/readyz")
+        after = set(cache._cache.get_client().keys("*mamoru:readyz:*"))
+        cache.close()
+    assert response.status_code == 200, response.content
+    assert response.json()["checks"]["cache"]["status"] == "ok"
+    assert after == before
 
 
 def test_healthz_answers_without_touching_a_database(client):
