@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,32 @@ def test_seed_demo_on_nothing_migrated_names_both_migrates(tmp_path):
     assert "the 'default' database, the 'keystore' database" in seeded.stderr, seeded.stderr
     assert ("Run `python manage.py migrate` and `python manage.py migrate --database keystore` first"
             in seeded.stderr), seeded.stderr
+
+
+@pytest.mark.postgres
+def test_seed_demo_before_the_keystore_migrate_on_postgresql(tmp_path):
+    import psycopg
+
+    from tests.servers import POSTGRES_ADMIN_URL
+
+    suffix = uuid.uuid4().hex[:8]
+    names = [f"m_seed_unmigrated_{suffix}", f"m_seed_unmigrated_{suffix}_keys"]
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        for name in names:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        base = POSTGRES_ADMIN_URL.replace("postgresql://", "postgres://").rsplit("/", 1)[0]
+        env = {**os.environ, "MAMORU_VAR_DIR": str(tmp_path / "var"),
+               "DATABASE_URL": f"{base}/{names[0]}", "MAMORU_KEYSTORE_URL": f"{base}/{names[1]}"}
+        migrated = _manage(["migrate", "--noinput"], env)
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        seeded = _manage(["seed_demo", "--quiet-logins"], env)
+        assert seeded.returncode == 1 and "Traceback" not in seeded.stderr, seeded.stderr[-3000:]
+        assert "Not migrated yet: the 'keystore' database." in seeded.stderr, seeded.stderr
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            for name in names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.django_db(databases="__all__")
