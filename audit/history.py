@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 from contextvars import ContextVar
 
 from auditlog.middleware import AuditlogMiddleware
@@ -33,6 +34,8 @@ from django.db.models.signals import pre_save
 
 from audit.freetext import freetext_protect
 from audit.models import AuditEntry
+
+logger = logging.getLogger(__name__)
 
 SECRET = "[secret]"
 REASON_FIELD = "_change_reason"
@@ -120,6 +123,29 @@ def _trusted_proxy(addr: str | None) -> bool:
     return any(ip in ipaddress.ip_network(net, strict=False) for net in settings.MAMORU_TRUSTED_PROXIES)
 
 
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+_not_address_warned = False
+
+
+def _warn_not_address(value: str, *, proxy: str | None) -> None:
+    """Log once per process that a trusted proxy forwards values that are not addresses."""
+    global _not_address_warned
+    if _not_address_warned:
+        return
+    _not_address_warned = True
+    logger.warning(
+        "X-Forwarded-For from trusted proxy %s holds %r, not an IP address: the proxy's address is "
+        "used instead (logged once per process)", proxy, value[:64],
+    )
+
+
 def _hop(value: str) -> str:
     """One X-Forwarded-For hop without its port: ``[2001:db8::1]:443`` and ``192.0.2.1:80`` too."""
     value = value.strip()
@@ -135,7 +161,9 @@ def client_address(request) -> tuple[str | None, int | None]:
 
     ``X-Forwarded-For`` / ``X-Forwarded-Port`` are believed only from a proxy listed in
     ``MAMORU_TRUSTED_PROXIES``; then the nearest address the trusted proxies did not add is the
-    client. Anyone else would choose what the evidence says about them.
+    client. Anyone else would choose what the evidence says about them. A forwarded value that is
+    no IP address (``unknown``, ``garbage``) is ignored: the proxy's own address stands (all such
+    clients share it, also as one rate-limit bucket), and a warning is logged once per process.
     """
     remote = request.META.get("REMOTE_ADDR") or None
     port = request.META.get("REMOTE_PORT")
@@ -143,8 +171,10 @@ def client_address(request) -> tuple[str | None, int | None]:
         hops = [_hop(h) for h in request.headers["X-Forwarded-For"].split(",") if h.strip()]
         while hops and _trusted_proxy(hops[-1]):
             hops.pop()
-        if hops:
+        if hops and _is_address(hops[-1]):
             remote, port = hops[-1], request.headers.get("X-Forwarded-Port")
+        elif hops:
+            _warn_not_address(hops[-1], proxy=remote)
     try:
         port = int(port) if port not in (None, "") else None
     except (TypeError, ValueError):

@@ -26,6 +26,7 @@ from governance.access.policy import workspaces_visible_to
 from governance.api.errors import NotFound
 from governance.api.serializers import StrictSerializer
 from governance.links import public_base_url
+from governance.subjects.identities import email_requester_canonical
 from governance.subjects.models import Jurisdiction, Workspace
 
 
@@ -88,6 +89,11 @@ class RequestListCreateApi(APIView):
         locale = serializers.CharField(max_length=8, required=False, default="en")
         jurisdiction = serializers.ChoiceField(choices=Jurisdiction.choices, required=False, allow_null=True)
         details = serializers.DictField(required=False)
+
+        def validate_email(self, value: str) -> str:
+            # Before the per-address mail count: 400 invalid_identity / invalid_email (x@[127.0.0.1], x@localhost).
+            email_requester_canonical(value)
+            return value
 
     class DsrListItemSerializer(serializers.Serializer):
         id = serializers.UUIDField()

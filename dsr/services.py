@@ -44,7 +44,7 @@ from dsr.models import (
 from governance.api.errors import Conflict, DomainError
 from governance.crypto import envelope
 from governance.crypto.blind_index import blind_index
-from governance.subjects.identities import normalize_identity
+from governance.subjects.identities import email_requester_canonical
 from governance.subjects.models import Jurisdiction, Workspace
 
 ERR_TYPE = "Unknown request type."
@@ -199,7 +199,7 @@ def dsr_request_submit(
         raise DsrInvalid(f"Unknown jurisdiction. Known: {', '.join(Jurisdiction.values)}", code="unknown_jurisdiction")
     if channel not in Channel.values:
         raise DsrInvalid(f"Unknown channel. Known: {', '.join(Channel.values)}", code="unknown_channel")
-    normalized = normalize_identity(kind="email", value=email)
+    normalized = email_requester_canonical(email)  # == normalize_identity(kind="email"), public domains only
     details = _validate_details(request_type, details)
     region = jurisdiction or workspace.default_jurisdiction
     now = timezone.now()

@@ -3,7 +3,7 @@
 * per client address: portal submissions (``MAMORU_PORTAL_SUBMITS_PER_HOUR``, 10/hour), portal
   code entries (``MAMORU_PORTAL_VERIFY_PER_10MIN``, 20 per 10 minutes), anonymous calls to the
   DSR API — submit, verify, status together (``MAMORU_DSR_API_PER_HOUR``, 60/hour);
-* per e-mail address, whichever client asks: confirmation codes e-mailed
+* per mailbox (``victim+1@`` is ``victim@``), whichever client asks: confirmation codes e-mailed
   (``MAMORU_DSR_CODES_PER_EMAIL_PER_HOUR``, 5/hour, portal and API together), so nobody can flood
   a mailbox from many addresses.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from governance.access.throttling import ClientRateThrottle, Rate, client_ip, throttle_hit
-from governance.subjects.identities import email_fold
+from governance.subjects.identities import email_mailbox_key
 
 SCOPE_PORTAL_SUBMIT = "portal-submit"
 SCOPE_PORTAL_VERIFY = "portal-verify"
@@ -48,9 +48,11 @@ def portal_verify_throttle(*, request) -> None:
 
 
 def code_mail_throttle(*, email: str) -> None:
-    """Count one confirmation code about to be e-mailed to ``email`` (compared as stores compare
-    addresses: case, width and IDN spelling do not make another address)."""
-    throttle_hit(scope=SCOPE_CODE_MAIL, value=email_fold(email), rate=code_mail_rate(), detail=ERR_CODE_MAIL)
+    """Count one confirmation code about to be e-mailed to ``email``, per mailbox
+    (:func:`~governance.subjects.identities.email_mailbox_key`): case, width, IDN spelling, a
+    ``+tag`` sub-address and Gmail's dots do not make another mailbox. Only the count is keyed so;
+    the address is used and stored as given."""
+    throttle_hit(scope=SCOPE_CODE_MAIL, value=email_mailbox_key(email), rate=code_mail_rate(), detail=ERR_CODE_MAIL)
 
 
 class DsrApiThrottle(ClientRateThrottle):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from governance.subjects.identities import InvalidIdentity, normalize_identity
+from governance.subjects.identities import InvalidEmail, InvalidIdentity, email_requester_canonical
 from governance.subjects.models import Workspace
 
 # The request types a person can pick, in the order they are offered (labels in plain language).
@@ -62,7 +62,9 @@ class RequestForm(forms.Form):
     def clean_email(self) -> str:
         value = self.cleaned_data["email"]
         try:
-            normalize_identity(kind="email", value=value)
+            email_requester_canonical(value)
+        except InvalidEmail as exc:  # a domain literal or a single-label host: no mail to internal hosts
+            raise forms.ValidationError(exc.detail, code="invalid_email") from None
         except InvalidIdentity:
             # Django's own message (translated by Django's catalogues).
             raise forms.ValidationError(_("Enter a valid email address."), code="invalid") from None

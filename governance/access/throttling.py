@@ -7,8 +7,9 @@ serve the requests. Cache add/incr are atomic on both (governance/cache_backends
 database cache).
 
 * The value is what is limited: the client's address from :func:`audit.history.client_address`
-  (``X-Forwarded-For`` only from a peer in ``MAMORU_TRUSTED_PROXIES``; IPv6 addresses counted per
-  /64, the block one subscriber gets) or a normalised e-mail address. The cache never holds it:
+  (``X-Forwarded-For`` only from a peer in ``MAMORU_TRUSTED_PROXIES``, and only an IP address:
+  ``unknown`` or other non-addresses count as the proxy itself; IPv6 addresses counted per /64,
+  the block one subscriber gets) or a normalised e-mail address. The cache never holds it:
   keys carry an HMAC of it under a key derived from ``SECRET_KEY``.
 * Windows are fixed, ``period`` seconds long; each (scope, value) has its own offset so that
   windows do not all end at once. At most ``limit`` hits are accepted per window.

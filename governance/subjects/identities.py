@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 
@@ -39,11 +40,20 @@ ERR_PHONE = "Not a valid phone number: use international format (+81…, +1…) 
 ERR_CUSTOMER_ID = "A customer id needs a namespace (the store that issued it) and 1–128 characters."
 ERR_BROWSER_ID = "A browser id has 8–128 characters from A–Z, a–z, 0–9, '_' and '-'."
 ERR_KIND = "Unknown identity kind."
+ERR_EMAIL_HOST = _("Enter a valid e-mail address with a public domain name (not an IP address or a local host name).")
+GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
 
 
 class InvalidIdentity(DomainError):
     code = "invalid_identity"
     title = _("An identity value is not valid.")
+
+
+class InvalidEmail(InvalidIdentity):
+    """A requester's e-mail address we will not send mail to (see :func:`email_requester_canonical`)."""
+
+    code = "invalid_email"
+    title = _("The e-mail address is not valid.")
 
 
 def normalize_identity(*, kind: str, value: str, namespace: str = "", jurisdiction: str = "") -> str:
@@ -132,6 +142,47 @@ def email_canonical(value: str) -> str:
     except email_validator.EmailNotValidError:
         raise InvalidIdentity(ERR_EMAIL, extra={"kind": IdentityKind.EMAIL}) from None
     return email_fold(result.normalized)
+
+
+def email_requester_canonical(value: str) -> str:
+    """:func:`email_canonical` for an address we are about to e-mail on an anonymous caller's
+    word (the DSR requester): the domain must be a public host name, so no domain literal
+    (``x@[127.0.0.1]``) and no single-label name (``x@localhost``, ``x@mailhost``) — mail to
+    internal hosts. Raises :class:`InvalidEmail` (code ``invalid_email``) for such a domain,
+    :class:`InvalidIdentity` for what is no address at all."""
+    if unicodedata.normalize("NFKC", value).strip().rpartition("@")[2].startswith("["):
+        raise InvalidEmail(str(ERR_EMAIL_HOST))  # any domain literal, valid or not
+    canonical = email_canonical(value)
+    domain = canonical.rpartition("@")[2]
+    if "." not in domain.strip(".") or _is_ip(domain):
+        raise InvalidEmail(str(ERR_EMAIL_HOST))
+    return canonical
+
+
+def _is_ip(domain: str) -> bool:
+    try:
+        ipaddress.ip_address(domain.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def email_mailbox_key(value: object) -> str:
+    """The mailbox an address delivers to, as limits on mail count it (never stored, never used
+    to send): :func:`email_fold`, the domain in punycode, the sub-address removed from the local
+    part (``erika+anything@`` is ``erika@``, for every domain) and, for ``gmail.com`` /
+    ``googlemail.com``, the dots too (``e.r.ika@googlemail.com`` is ``erika@gmail.com``)."""
+    key = email_fold(value)
+    local, sep, domain = key.rpartition("@")
+    if not sep or not local:
+        return key
+    domain = _domain_ascii(domain).rstrip(".")
+    base = local.split("+", 1)[0] if not local.startswith('"') else local
+    local = base or local
+    if domain in GMAIL_DOMAINS:
+        domain = "gmail.com"
+        local = local.replace(".", "") or local
+    return f"{local}@{domain}"
 
 
 def email_search_forms(value: str) -> list[str]:

@@ -161,3 +161,30 @@ def test_two_processes_counting_at_once_accept_exactly_the_limit(transactional_d
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(match=f"{prefix}:*"):
             client.delete(key)
+
+
+@pytest.mark.parametrize("forwarded", ["garbage1", "unknown", "203.0.113.1, garbage7", "_hidden", "", "[::1"])
+def test_a_forwarded_value_that_is_no_address_counts_as_the_proxy(settings, forwarded, monkeypatch):
+    # QA issue 13: `garbageN` from a trusted proxy became a bucket of its own per value
+    from audit import history
+    settings.MAMORU_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    monkeypatch.setattr(history, "_not_address_warned", False)
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", REMOTE_PORT="40000",
+                                   HTTP_X_FORWARDED_FOR=forwarded or " ", HTTP_X_FORWARDED_PORT="1234")
+    assert client_ip(request) == "10.0.0.2"
+    # the audit log records the same client (and the proxy's port, not the forwarded one)
+    assert history.client_address(request) == ("10.0.0.2", 40000)
+
+
+def test_a_proxy_forwarding_no_addresses_is_warned_about_once(settings, monkeypatch, caplog):
+    from audit import history
+    settings.MAMORU_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    monkeypatch.setattr(history, "_not_address_warned", False)
+    with caplog.at_level("WARNING", logger="audit.history"):
+        buckets = {client_ip(_request("10.0.0.2", f"garbage{i}")) for i in range(65)}
+    assert buckets == {"10.0.0.2"}
+    warnings = [r for r in caplog.records if r.name == "audit.history" and "not an IP address" in r.getMessage()]
+    assert len(warnings) == 1 and "garbage0" in warnings[0].getMessage()
+    # real addresses behind the same proxy still count one by one
+    assert client_ip(_request("10.0.0.2", "203.0.113.5")) == "203.0.113.5"
+    assert client_ip(_request("10.0.0.2", "[2001:db8:1:2::1]:443")) == "2001:db8:1:2::/64"

@@ -119,3 +119,55 @@ def test_portal_code_entries_are_limited_per_client(workspaces, settings):
     assert answers[2]["Retry-After"] and "Too many attempts from your network." in answers[2].content.decode()
     # only two wrong codes reached the request
     assert DataSubjectRequest.objects.get().code_attempts == 2
+
+
+def test_plus_tags_and_gmail_dots_do_not_make_another_mailbox(workspaces, settings):
+    # QA issue 13: victim+1@, victim+2@ … each got a code past the per-address limit
+    settings.MAMORU_DSR_CODES_PER_EMAIL_PER_HOUR = 2
+    tagged = ["victim+1@example.com", "Victim+2@Example.COM", "victim+3@example.com", "victim@example.com"]
+    codes = [_api_submit(email, remote=f"198.51.100.{80 + i}").status_code for i, email in enumerate(tagged)]
+    assert codes == [201, 201, 429, 429]
+    # the address is used and stored as given: only the count is per mailbox
+    assert [m.to for m in mail.outbox] == [["victim+1@example.com"], ["Victim+2@Example.COM"]]
+    assert sorted(r.email for r in DataSubjectRequest.objects.all()) == ["Victim+2@Example.COM", "victim+1@example.com"]
+    # the portal shares the count, with the reason on the e-mail field
+    page = _portal_submit("victim+portal@example.com", remote="198.51.100.90")
+    assert page.status_code == 429 and "Too many confirmation codes were sent to this address." in page.content.decode()
+    # Gmail ignores dots and knows googlemail.com; other domains keep their dots
+    gmail = ["e.r.ika@gmail.com", "Erika+dsr@googlemail.com", "erika@gmail.com"]
+    assert [_api_submit(e, remote="198.51.100.91").status_code for e in gmail] == [201, 201, 429]
+    assert _api_submit("e.rika@example.org", remote="198.51.100.92").status_code == 201
+    assert _api_submit("erika@example.org", remote="198.51.100.93").status_code == 201
+    assert len(mail.outbox) == 6
+
+
+@pytest.mark.parametrize("email,key", [
+    ("victim+1@example.com", "victim@example.com"),
+    ("VICTIM+a+b@Example.com", "victim@example.com"),
+    ("v.i.c.t.i.m+x@GoogleMail.com", "victim@gmail.com"),
+    ("v.ictim@example.com", "v.ictim@example.com"),
+    ("taro+x@例え.jp", "taro@xn--r8jz45g.jp"),
+    ("taro@XN--R8JZ45G.jp", "taro@xn--r8jz45g.jp"),
+    ("+only@example.com", "+only@example.com"),
+])
+def test_the_mailbox_key_of_an_address(email, key):
+    from governance.subjects.identities import email_mailbox_key
+    assert email_mailbox_key(email) == key
+
+
+def test_a_trusted_proxy_forwarding_no_address_shares_its_own_limit(workspaces, settings, monkeypatch):
+    # QA issue 13: `garbageN` from a trusted proxy was a bucket per value (65/65 accepted over 60)
+    from audit import history
+    from audit.models import AuditEntry
+    monkeypatch.setattr(history, "_not_address_warned", False)
+    settings.MAMORU_DSR_API_PER_HOUR = 3
+    settings.MAMORU_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    codes = [_api_submit(f"g{i}@example.com", remote="10.0.0.5", forwarded=f"garbage{i}").status_code
+             for i in range(5)]
+    assert codes == [201, 201, 201, 429, 429]
+    # "unknown" too, and it is the proxy's bucket: one more real client still gets through
+    assert _api_submit("u@example.com", remote="10.0.0.5", forwarded="unknown").status_code == 429
+    assert _api_submit("r@example.com", remote="10.0.0.5", forwarded="203.0.113.9").status_code == 201
+    # the audit log records the proxy as the client of the requests it forwarded for "garbage"
+    addresses = set(AuditEntry.objects.exclude(remote_addr=None).values_list("remote_addr", flat=True))
+    assert "10.0.0.5" in addresses and not any("garbage" in a for a in addresses)
