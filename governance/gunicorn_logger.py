@@ -37,7 +37,10 @@ class RedactingLogger(Logger):
     def setup(self, cfg):
         super().setup(cfg)
         if os.environ.get("LOG_FORMAT", "text") == "json":  # the image's format (docs/operations.md)
-            from governance.observability.logformat import GunicornAccessJsonFormatter, JsonFormatter
+            from governance.observability.logformat import (
+                GunicornAccessJsonFormatter,
+                JsonFormatter,
+            )
 
             for handler in self.error_log.handlers:
                 handler.setFormatter(JsonFormatter())
