@@ -39,7 +39,7 @@ check-deploy: venv
 	MAMORU_MASTER_KEYS=k1:$$($(PY) -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())') \
 	MAMORU_BLIND_INDEX_KEY=$$($(PY) -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())') \
 	MAMORU_PROOF_KEY=$$($(PY) -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())') \
-	ALLOWED_HOSTS=privacy.example.com MAMORU_PUBLIC_URL=https://privacy.example.com \
+	ALLOWED_HOSTS=privacy.example.com MAMORU_PUBLIC_URL=https://privacy.example.com MAMORU_METRICS_TOKEN=check \
 	MAMORU_KEYSTORE_URL=sqlite:///var/keystore-prod-check.sqlite3 \
 	$(PY) manage.py check --deploy --fail-level WARNING
 

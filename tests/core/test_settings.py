@@ -32,6 +32,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
             "MAMORU_PROOF_KEY": _key(),
             "ALLOWED_HOSTS": "privacy.example.com",
             "MAMORU_PUBLIC_URL": "https://privacy.example.com",
+            "MAMORU_METRICS_TOKEN": "metrics-token-for-the-check",
             "MAMORU_VAR_DIR": str(tmp_path),
             "DATABASE_URL": f"sqlite:///{tmp_path / 'main.sqlite3'}",
             "MAMORU_KEYSTORE_URL": f"sqlite:///{tmp_path / 'keys.sqlite3'}",
