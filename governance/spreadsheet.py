@@ -12,7 +12,7 @@ spreadsheets show the text as it is. Signed numbers and phone numbers (``-5``, `
 
 Why not ``defusedcsv`` (3.0.0)? It checks only the first character, so ``"\t=1+1"`` or
 ``" =HYPERLINK(…)"`` (a formula after leading whitespace, which spreadsheets still run) pass
-unchanged; it rewrites ``|`` to ``\|`` inside the text and escapes ``+81…`` phone numbers; and it
+unchanged; it rewrites ``|`` to a backslash-escaped ``|`` inside the text and escapes ``+81…`` phone numbers; and it
 covers CSV only, while the XLSX exporter needs the same decision (:func:`formula_risky`) for its
 quote-prefixed string cells. A guard test (``tests/core/test_spreadsheet_exports.py``) fails for
 any module that writes CSV or XLSX without this module.
