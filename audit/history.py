@@ -28,12 +28,12 @@ from contextvars import ContextVar
 
 from auditlog.middleware import AuditlogMiddleware
 from auditlog.registry import auditlog
-from django.conf import settings
 from django.db import models
 from django.db.models.signals import pre_save
 
 from audit.freetext import freetext_protect
 from audit.models import AuditEntry
+from governance.observability.requestid import from_trusted_proxy
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +113,6 @@ def _reason_fill(sender, instance: AuditEntry, **kwargs) -> None:
 
 
 
-def _trusted_proxy(addr: str | None) -> bool:
-    if not addr:
-        return False
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(net, strict=False) for net in settings.MAMORU_TRUSTED_PROXIES)
 
 
 def _is_address(value: str) -> bool:
@@ -167,9 +159,9 @@ def client_address(request) -> tuple[str | None, int | None]:
     """
     remote = request.META.get("REMOTE_ADDR") or None
     port = request.META.get("REMOTE_PORT")
-    if _trusted_proxy(remote) and request.headers.get("X-Forwarded-For"):
+    if from_trusted_proxy(remote) and request.headers.get("X-Forwarded-For"):
         hops = [_hop(h) for h in request.headers["X-Forwarded-For"].split(",") if h.strip()]
-        while hops and _trusted_proxy(hops[-1]):
+        while hops and from_trusted_proxy(hops[-1]):
             hops.pop()
         if hops and _is_address(hops[-1]):
             remote, port = hops[-1], request.headers.get("X-Forwarded-Port")
