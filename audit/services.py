@@ -203,8 +203,7 @@ def _insert_one_postgresql(entry: AuditEntry, *, presaved: bool = False) -> None
                 except Exception:  # noqa: BLE001, S110 - the connection is gone; Django will reconnect
                     pass
             raise
-    reserved_place_set(connection, ReservedPlace(
-        entry.partition, entry.pseq, entry.entry_hash, next_seq, time.monotonic()))
+    _reserve_next(entry, next_seq)
     entry._state.adding = False
 
 
@@ -227,13 +226,12 @@ def _reserved_sql() -> str:
 def _insert_reserved(cursor, entry: AuditEntry, place: ReservedPlace) -> bool:
     """The one-statement path: seal at ``place``, then move the head and insert in a single
     autocommitted statement. False (nothing written) when the head had moved."""
-    head_sql, head_params = chain_seal_reserved(entry, connection=connection, place=place)
-    row = [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in _INSERT_FIELDS if f.name != "partition"]
+    sql, params = _reserved_statement(entry, place)
     prefix, suffix = "", ""
     if settings.MAMORU_AUDIT_ASYNC_COMMIT:
         prefix, suffix = "BEGIN; SET LOCAL synchronous_commit TO OFF; ", "; COMMIT"
     try:
-        cursor.execute(f"{prefix}WITH head AS ({head_sql}) {_reserved_sql()}{suffix}", [*head_params, *row])
+        cursor.execute(f"{prefix}{sql}{suffix}", params)
     except IntegrityError:
         # NULL partition: the guarded UPDATE matched nothing (or a racing writer took the place).
         if connection.connection.info.transaction_status != 0:
@@ -242,9 +240,24 @@ def _insert_reserved(cursor, entry: AuditEntry, place: ReservedPlace) -> bool:
     while prefix and cursor.description is None and cursor.nextset():
         pass
     entry.pk, next_seq = cursor.fetchone()
-    reserved_place_set(connection, ReservedPlace(
-        place.partition, entry.pseq, entry.entry_hash, next_seq, time.monotonic()))
+    _reserve_next(entry, next_seq)
     return True
+
+
+_RESERVED_FIELDS = [f for f in _INSERT_FIELDS if f.name != "partition"]  # partition: the head's id
+
+
+def _reserved_statement(entry: AuditEntry, place: ReservedPlace) -> tuple[str, list]:
+    """Seal ``entry`` at ``place``; the one statement that moves the head and inserts it."""
+    head_sql, head_params = chain_seal_reserved(entry, connection=connection, place=place)
+    row = [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in _RESERVED_FIELDS]
+    return f"WITH head AS ({head_sql}) {_reserved_sql()}", [*head_params, *row]
+
+
+def _reserve_next(entry: AuditEntry, next_seq: int) -> None:
+    """This connection's next entry goes right after ``entry``, with the number drawn for it."""
+    reserved_place_set(connection, ReservedPlace(
+        entry.partition, entry.pseq, entry.entry_hash, next_seq, time.monotonic()))
 
 
 @contextmanager
@@ -281,8 +294,8 @@ def access_recording(
 class _PendingEntry:
     """A read's entry sent on this connection, its answer not read yet."""
 
-    def __init__(self, entry: AuditEntry, place: ReservedPlace) -> None:
-        self.entry, self.place, self.done = entry, place, False
+    def __init__(self, entry: AuditEntry) -> None:
+        self.entry, self.done = entry, False
 
     def wrapper(self, execute, sql, params, many, context):
         self.finish()  # this connection has one statement in flight at a time
@@ -302,8 +315,7 @@ class _PendingEntry:
         if error is None:
             row = next(r for r in results if r.status == pq.ExecStatus.TUPLES_OK)
             self.entry.pk, next_seq = int(row.get_value(0, 0)), int(row.get_value(0, 1))
-            reserved_place_set(connection, ReservedPlace(
-                self.place.partition, self.entry.pseq, self.entry.entry_hash, next_seq, time.monotonic()))
+            _reserve_next(self.entry, next_seq)
             self.entry._state.adding = False
             return
         sqlstate = (error.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
@@ -330,13 +342,12 @@ def _send_reserved(entry: AuditEntry) -> _PendingEntry | None:
     reserved_place_set(connection, None)
     if pre_save.has_listeners(AuditEntry):
         pre_save.send(sender=AuditEntry, instance=entry, raw=False, using=connection.alias, update_fields=None)
-    head_sql, head_params = chain_seal_reserved(entry, connection=connection, place=place)
-    row = [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in _INSERT_FIELDS if f.name != "partition"]
+    sql, params = _reserved_statement(entry, place)
     with connection.cursor() as cursor:  # Django's cursor: the connection's adapters, client-side binding
-        query = cursor.cursor.mogrify(f"WITH head AS ({head_sql}) {_reserved_sql()}", [*head_params, *row])
+        query = cursor.cursor.mogrify(sql, params)
     raw.pgconn.send_query(query.encode())
     raw.wait(pq_generators.send(raw.pgconn))
-    return _PendingEntry(entry, place)
+    return _PendingEntry(entry)
 
 
 def access_denied_endpoint(
