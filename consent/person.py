@@ -29,10 +29,6 @@ DECISION_REASONS = {
 }
 
 
-def _names(lang: str) -> dict[tuple[int, int], str]:
-    return {(v.purpose_id, v.version): v.name(lang) for v in PurposeVersion.objects.all()}
-
-
 @person_sections.register
 class ConsentSection(BasePersonSection):
     identifier = "consent"
@@ -44,9 +40,9 @@ class ConsentSection(BasePersonSection):
         if not user.has_perm("consent.view_consentevent"):
             return None
         lang = "ja" if (translation.get_language() or "").startswith("ja") else "en"
-        names = _names(lang)
-        by_code = {}
+        names, by_code = {}, {}  # one query: each version's name, and each purpose's newest name
         for v in PurposeVersion.objects.select_related("purpose").order_by("purpose_id", "-version"):
+            names[(v.purpose_id, v.version)] = v.name(lang)
             by_code.setdefault(v.purpose.code, v.name(lang))
         states = dict(ConsentStateValue.choices)
         methods = dict(Method.choices)
